@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# A real, local Kubernetes control plane on loopback, for tests and the demo.
+#
+#   hack/cluster.sh up          start (or reuse a healthy) plane; builds binaries if missing
+#   hack/cluster.sh down        stop exactly the processes `up` started, remove run state
+#   hack/cluster.sh status      say what runs
+#   hack/cluster.sh kubeconfig  print the admin kubeconfig path
+#
+# Components: etcd, kube-apiserver (RBAC+Node authz, client-cert admin, SA
+# issuer/keys, audit log of writes), kube-controller-manager, kube-scheduler
+# and kwok managing 3 fake nodes, so Pods get scheduled and become Ready
+# without a container runtime. Every port is picked free on 127.0.0.1 at start.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PKI="$RUN_DIR/pki"
+LOGS="$RUN_DIR/logs"
+PIDS="$RUN_DIR/pids"
+STATE="$RUN_DIR/state.env"
+KUBECONFIG_PATH="$RUN_DIR/kubeconfig"
+AUDIT_LOG="$RUN_DIR/audit.log"
+NODES=3
+# The order matters for `down`: stop consumers before the store.
+COMPONENTS=(kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
+
+kubectl_() { "$KUBECTL_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+pid_of() { [[ -f "$PIDS/$1.pid" ]] && cat "$PIDS/$1.pid"; }
+# Alive and still one of our binaries: a PID from a crashed run may have been
+# reused by an unrelated process, which must never be signalled.
+alive() {
+  local pid exe
+  pid=$(pid_of "$1") && [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  [[ "$exe" == "$CACHE_ROOT"/* ]]
+}
+
+# A port nobody listens on now. The kernel may still hand it to someone else
+# before we bind, so start-up checks each component actually came up.
+free_port() {
+  local p tries=0
+  while (( tries++ < 200 )); do
+    p=$(( 20000 + RANDOM % 30000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && ! grep -qx "$p" "$RUN_DIR/.ports" 2>/dev/null; then
+      echo "$p" >> "$RUN_DIR/.ports"
+      echo "$p"; return 0
+    fi
+  done
+  die "no free port found on 127.0.0.1"
+}
+
+start() { # start <component> <binary> args...
+  local name="$1" bin="$2"; shift 2
+  [[ -x "$bin" ]] || die "$name: binary $bin missing (run hack/tools.sh)"
+  # setsid: own process group, so `down` can stop the component and anything it forked.
+  setsid "$bin" "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! > "$PIDS/$name.pid"
+}
+
+fail_component() {
+  local name="$1" why="$2"
+  printf 'error: %s %s; last lines of %s:\n' "$name" "$why" "$LOGS/$name.log" >&2
+  tail -n 20 "$LOGS/$name.log" >&2 || true
+  # Keep the logs for the post-mortem, stop everything else.
+  cp -r "$LOGS" "$CACHE_ROOT/logs/last-failed-plane" 2>/dev/null || true
+  printf 'logs kept in %s\n' "$CACHE_ROOT/logs/last-failed-plane" >&2
+  do_down >/dev/null 2>&1 || true
+  exit 1
+}
+
+wait_for() { # wait_for <component> <seconds> <command...>
+  local name="$1" secs="$2"; shift 2
+  local deadline=$(( SECONDS + secs ))
+  until "$@" >/dev/null 2>&1; do
+    alive "$name" || fail_component "$name" "exited during start-up"
+    (( SECONDS < deadline )) || fail_component "$name" "not healthy after ${secs}s"
+    sleep 0.2
+  done
+}
+
+gen_pki() {
+  mkdir -p "$PKI"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=stateless-operator-local-ca" \
+    -keyout "$PKI/ca.key" -out "$PKI/ca.crt" 2>/dev/null
+  # cert <name> <subject> [SAN]
+  cert() {
+    local ext="$PKI/$1.ext"
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=%s\n' \
+      "${3:+serverAuth,}clientAuth" > "$ext"
+    [[ -n "${3:-}" ]] && printf 'subjectAltName=%s\n' "$3" >> "$ext"
+    openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$PKI/$1.key" -out "$PKI/$1.csr" 2>/dev/null
+    openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+      -days 30 -extfile "$ext" -out "$PKI/$1.crt" 2>/dev/null
+  }
+  cert apiserver "/CN=kube-apiserver" \
+    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  cert admin "/O=system:masters/CN=admin"
+  cert kube-controller-manager "/CN=system:kube-controller-manager"
+  cert kube-scheduler "/CN=system:kube-scheduler"
+  cert kwok "/O=system:masters/CN=kwok"
+  openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+}
+
+write_kubeconfig() { # write_kubeconfig <file> <cert-name> <server>
+  cat > "$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: $3
+    certificate-authority: $PKI/ca.crt
+users:
+- name: $2
+  user:
+    client-certificate: $PKI/$2.crt
+    client-key: $PKI/$2.key
+contexts:
+- name: local
+  context: {cluster: local, user: $2}
+current-context: local
+EOF
+}
+
+healthy() {
+  [[ -f "$STATE" ]] || return 1
+  local c; for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
+  kubectl_ get --raw /readyz >/dev/null 2>&1
+}
+
+do_down() {
+  local c pid stopped=()
+  [[ -d "$PIDS" ]] || { rm -rf "$RUN_DIR"; return 0; }
+  for c in "${COMPONENTS[@]}"; do
+    alive "$c" || continue
+    pid=$(pid_of "$c")
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    stopped+=("$c:$pid")
+  done
+  # Give them a moment to exit cleanly, then make sure.
+  local deadline=$(( SECONDS + 10 )) entry
+  for entry in "${stopped[@]}"; do
+    pid="${entry#*:}"
+    while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -rf "$RUN_DIR"
+  ((${#stopped[@]})) && log "stopped ${stopped[*]}"
+  return 0
+}
+
+do_up() {
+  if healthy; then
+    log "control plane already running: $(grep API_URL "$STATE" | cut -d= -f2)"
+    return 0
+  fi
+  if [[ -d "$RUN_DIR" ]]; then
+    log "found a stale plane from an earlier run in $RUN_DIR; cleaning it up"
+    do_down
+  fi
+  "$HACK_DIR/tools.sh"
+  local t0=$SECONDS
+  mkdir -p "$LOGS" "$PIDS"
+  : > "$RUN_DIR/.ports"
+  trap 'printf "interrupted; stopping the plane\n" >&2; do_down; exit 130' INT TERM
+  gen_pki
+
+  local etcd_port etcd_peer api_port
+  etcd_port=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
+  local api_url="https://127.0.0.1:$api_port"
+
+  start etcd "$ETCD_BIN/etcd" --name local --data-dir "$RUN_DIR/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+    --initial-cluster "local=http://127.0.0.1:$etcd_peer" --unsafe-no-fsync --log-level warn
+  wait_for etcd 30 curl -fsS "http://127.0.0.1:$etcd_port/health"
+
+  cat > "$RUN_DIR/audit-policy.yaml" <<'EOF'
+# Writes only, at Metadata level: enough to count who wrote what (the
+# requestURI carries the fieldManager) without logging any request body.
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+EOF
+  start kube-apiserver "$K8S_BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --cert-dir "$PKI" --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --authorization-mode Node,RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true \
+    --audit-policy-file "$RUN_DIR/audit-policy.yaml" --audit-log-path "$AUDIT_LOG" \
+    --audit-log-format json --audit-log-mode blocking \
+    --profiling=false --v 1
+  write_kubeconfig "$KUBECONFIG_PATH" admin "$api_url"
+  wait_for kube-apiserver 90 kubectl_ get --raw /readyz
+
+  write_kubeconfig "$RUN_DIR/kube-controller-manager.kubeconfig" kube-controller-manager "$api_url"
+  # HPA sync every 5s (default 15s) so tests see HPA-driven scaling sooner.
+  start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+    --kubeconfig "$RUN_DIR/kube-controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$RUN_DIR/kube-controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$RUN_DIR/kube-controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$(free_port)" --cert-dir "$PKI/kcm" \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --use-service-account-credentials=true --leader-elect=false --controllers '*' \
+    --horizontal-pod-autoscaler-sync-period 5s --v 1
+
+  write_kubeconfig "$RUN_DIR/kube-scheduler.kubeconfig" kube-scheduler "$api_url"
+  start kube-scheduler "$K8S_BIN/kube-scheduler" \
+    --kubeconfig "$RUN_DIR/kube-scheduler.kubeconfig" \
+    --authentication-kubeconfig "$RUN_DIR/kube-scheduler.kubeconfig" \
+    --authorization-kubeconfig "$RUN_DIR/kube-scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$(free_port)" --cert-dir "$PKI/scheduler" \
+    --leader-elect=false --v 1
+
+  write_kubeconfig "$RUN_DIR/kwok.kubeconfig" kwok "$api_url"
+  start kwok "$KWOK_BIN/kwok" --kubeconfig "$RUN_DIR/kwok.kubeconfig" --config "$KWOK_BIN/stages.yaml" \
+    --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --cidr 10.244.0.0/16 --node-ip 127.0.0.1 --server-address "127.0.0.1:$(free_port)"
+
+  cat > "$STATE" <<EOF
+API_URL=$api_url
+ETCD_URL=http://127.0.0.1:$etcd_port
+KUBECONFIG=$KUBECONFIG_PATH
+AUDIT_LOG=$AUDIT_LOG
+EOF
+
+  local i
+  for i in $(seq 1 "$NODES"); do
+    cat <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations: {kwok.x-k8s.io/node: fake}
+  labels: {type: kwok, kubernetes.io/hostname: kwok-node-$i, kubernetes.io/os: linux, kubernetes.io/arch: amd64}
+status:
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+---
+EOF
+  done > "$RUN_DIR/nodes.yaml"
+  kubectl_ apply -f "$RUN_DIR/nodes.yaml" >/dev/null
+  local c
+  for c in kube-controller-manager kube-scheduler kwok; do alive "$c" || fail_component "$c" "exited during start-up"; done
+  wait_for kwok 60 kubectl_ wait --for=condition=Ready node --all --timeout=1s
+  # The default ServiceAccount must exist before Pods can be created in a namespace.
+  wait_for kube-controller-manager 60 kubectl_ get serviceaccount default -n default
+  trap - INT TERM
+  log "control plane up in $((SECONDS - t0))s: $api_url"
+  log "kubeconfig: $KUBECONFIG_PATH"
+}
+
+do_status() {
+  if [[ ! -f "$STATE" ]]; then echo "no control plane running (run dir: $RUN_DIR)"; return 1; fi
+  local c rc=0
+  for c in "${COMPONENTS[@]}"; do
+    if alive "$c"; then printf '%-24s running (pid %s)\n' "$c" "$(pid_of "$c")"
+    else printf '%-24s NOT running (log: %s)\n' "$c" "$LOGS/$c.log"; rc=1; fi
+  done
+  cat "$STATE"
+  if kubectl_ get --raw /readyz >/dev/null 2>&1; then echo "API: ready"; else echo "API: not ready"; rc=1; fi
+  return $rc
+}
+
+case "${1:-}" in
+  up) do_up ;;
+  down) do_down ;;
+  status) do_status ;;
+  kubeconfig) [[ -f "$STATE" ]] || die "no control plane running; start one with hack/cluster.sh up"; echo "$KUBECONFIG_PATH" ;;
+  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+esac

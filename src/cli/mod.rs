@@ -1,0 +1,31 @@
+//! The `stateless-operator` command line: one binary, one subcommand per job.
+//!
+//! Each subcommand lives in its own module and returns an [`ExitCode`], so that
+//! `lint` can use the documented 0/1/2 convention and the others 0/1.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps the application tier stateless: a StatelessApp controller,
+/// statelessness rules, an admission webhook and an offline linter.
+#[derive(Debug, Parser)]
+#[command(name = "stateless-operator", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the StatelessApp CustomResourceDefinition as YAML.
+    Crd,
+}
+
+/// Parse arguments, run the subcommand and map its outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => ExitCode::SUCCESS,
+    }
+}
