@@ -3,6 +3,8 @@
 //! Each subcommand lives in its own module and returns an [`ExitCode`], so that
 //! `lint` can use the documented 0/1/2 convention and the others 0/1.
 
+pub mod crd;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +28,6 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => ExitCode::SUCCESS,
+        Command::Crd => crd::run(),
     }
 }

@@ -1,0 +1,120 @@
+//! The app HorizontalPodAutoscaler `<name>` (autoscaling/v2).
+
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+
+use super::{Context, labels, names};
+
+/// Build the HPA: it scales the app Deployment between `replicas.min` and
+/// `replicas.max` on CPU (and, when set, memory) utilization.
+pub(crate) fn build(ctx: &Context<'_>) -> HorizontalPodAutoscaler {
+    let spec = &ctx.app.spec;
+    let mut metrics = vec![utilization("cpu", spec.target_cpu_utilization())];
+    if let Some(memory) = spec.target_memory_utilization() {
+        metrics.push(utilization("memory", memory));
+    }
+    HorizontalPodAutoscaler {
+        metadata: ctx.meta(names::app(ctx.name), labels::app(ctx.name)),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: names::app(ctx.name),
+            },
+            min_replicas: Some(spec.min_replicas()),
+            max_replicas: spec.max_replicas(),
+            metrics: Some(metrics),
+            behavior: spec.autoscaling.behavior.clone(),
+        }),
+        status: None,
+    }
+}
+
+fn utilization(resource: &str, percent: i32) -> MetricSpec {
+    MetricSpec {
+        type_: "Resource".into(),
+        resource: Some(ResourceMetricSource {
+            name: resource.into(),
+            target: MetricTarget {
+                type_: "Utilization".into(),
+                average_utilization: Some(percent),
+                ..MetricTarget::default()
+            },
+        }),
+        ..MetricSpec::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{BuildInputs, children};
+    use serde_json::json;
+
+    #[test]
+    fn basic_spec_whole_object() {
+        let got = to_json(
+            &children(&basic(), &BuildInputs::default())
+                .expect("builds")
+                .hpa,
+        );
+        assert_eq!(
+            got,
+            json!({
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": {
+                    "name": "shop",
+                    "namespace": "prod",
+                    "labels": app_labels(),
+                    "ownerReferences": owner()
+                },
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop"},
+                    "minReplicas": 2,
+                    "maxReplicas": 10,
+                    "metrics": [{
+                        "type": "Resource",
+                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
+                    }]
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn full_spec_memory_metric_and_behavior() {
+        let behavior = json!({
+            "scaleDown": {
+                "stabilizationWindowSeconds": 300,
+                "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]
+            },
+            "scaleUp": {"selectPolicy": "Max"}
+        });
+        let app = app(json!({
+            "image": "x",
+            "replicas": {"min": 3, "max": 7},
+            "autoscaling": {
+                "targetCPUUtilizationPercentage": 60,
+                "targetMemoryUtilizationPercentage": 80,
+                "behavior": behavior
+            }
+        }));
+        let got = to_json(&children(&app, &BuildInputs::default()).expect("builds").hpa);
+        assert_eq!(
+            got["spec"],
+            json!({
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop"},
+                "minReplicas": 3,
+                "maxReplicas": 7,
+                "metrics": [
+                    {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}},
+                    {"type": "Resource", "resource": {"name": "memory", "target": {"type": "Utilization", "averageUtilization": 80}}}
+                ],
+                "behavior": behavior
+            })
+        );
+    }
+}

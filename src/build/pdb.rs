@@ -1,0 +1,71 @@
+//! The app PodDisruptionBudget `<name>` (policy/v1).
+
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{Context, labels, names};
+
+/// Build the PDB.
+///
+/// `maxUnavailable: 1` rather than `minAvailable: 1`:
+/// - with `replicas.min >= 2` (the default) at least one pod always keeps
+///   serving during voluntary disruptions (drains, upgrades), and
+///   capacity drops by at most one pod however far the HPA scaled out,
+///   whereas `minAvailable: 1` would let a drain evict all but one of ten
+///   pods at once;
+/// - with `replicas.min == 1` the user accepted a single replica, and
+///   `minAvailable: 1` would block every node drain forever, while
+///   `maxUnavailable: 1` lets it proceed.
+///
+/// `unhealthyPodEvictionPolicy: AlwaysAllow` lets drains evict pods that are
+/// not ready anyway (crash-looping), which would otherwise block them.
+pub(crate) fn build(ctx: &Context<'_>) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: ctx.meta(names::app(ctx.name), labels::app(ctx.name)),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            min_available: None,
+            selector: Some(LabelSelector {
+                match_labels: Some(labels::app_selector(ctx.name)),
+                match_expressions: None,
+            }),
+            unhealthy_pod_eviction_policy: Some("AlwaysAllow".into()),
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{BuildInputs, children};
+    use serde_json::json;
+
+    #[test]
+    fn basic_spec_whole_object() {
+        let got = to_json(
+            &children(&basic(), &BuildInputs::default())
+                .expect("builds")
+                .pdb,
+        );
+        assert_eq!(
+            got,
+            json!({
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {
+                    "name": "shop",
+                    "namespace": "prod",
+                    "labels": app_labels(),
+                    "ownerReferences": owner()
+                },
+                "spec": {
+                    "maxUnavailable": 1,
+                    "selector": {"matchLabels": app_selector()},
+                    "unhealthyPodEvictionPolicy": "AlwaysAllow"
+                }
+            })
+        );
+    }
+}

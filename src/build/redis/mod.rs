@@ -1,0 +1,46 @@
+//! The operator-managed Redis session store, built only when
+//! `sessionStore.type` is managed: ConfigMap, Deployment, Service and
+//! NetworkPolicy `<name>-redis`, PersistentVolumeClaim `<name>-redis-data`
+//! with persistence, and the Secret `<name>-redis` (created once by the
+//! controller through [`redis_secret`], never rebuilt, so the password is
+//! stable).
+//!
+//! Redis listens on [`REDIS_PORT`], requires the password from the Secret,
+//! is reachable only from the app's pods (NetworkPolicy) and runs with the
+//! restricted Pod Security Standard as the image's `redis` user.
+
+mod config;
+mod deployment;
+mod network_policy;
+mod pvc;
+mod secret;
+mod service;
+
+pub use config::{REDIS_CONF_KEY, parse_memory};
+pub use secret::{PASSWORD_KEY, URL_KEY, generate_password, redis_secret, redis_url};
+
+use super::{BuildError, Context, ManagedRedis};
+
+/// Port Redis listens on.
+pub const REDIS_PORT: i32 = 6379;
+/// Name of the Redis container port.
+pub const REDIS_PORT_NAME: &str = "redis";
+/// uid of the `redis` user in the official Redis alpine image.
+pub const REDIS_UID: i64 = 999;
+/// gid of the `redis` group in the official Redis alpine image.
+pub const REDIS_GID: i64 = 1000;
+
+/// Build the managed Redis, or `None` when the session store is not managed.
+pub(crate) fn build(ctx: &Context<'_>) -> Result<Option<ManagedRedis>, BuildError> {
+    let Some(settings) = ctx.app.spec.managed_session_store() else {
+        return Ok(None);
+    };
+    let conf = config::redis_conf(ctx, &settings);
+    Ok(Some(ManagedRedis {
+        config: config::build(ctx, &conf),
+        deployment: deployment::build(ctx, &settings, &conf)?,
+        service: service::build(ctx),
+        network_policy: network_policy::build(ctx),
+        pvc: pvc::build(ctx, &settings),
+    }))
+}

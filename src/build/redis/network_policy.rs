@@ -1,0 +1,75 @@
+//! NetworkPolicy `<name>-redis`: only the app's pods reach Redis.
+
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::REDIS_PORT;
+use crate::build::{Context, labels, names};
+
+/// Ingress to the Redis pod is denied except from pods with the app's
+/// selector labels in the same namespace, on TCP 6379. Egress is untouched.
+pub(super) fn build(ctx: &Context<'_>) -> NetworkPolicy {
+    let selector = |labels| LabelSelector {
+        match_labels: Some(labels),
+        match_expressions: None,
+    };
+    NetworkPolicy {
+        metadata: ctx.meta(names::redis(ctx.name), labels::redis(ctx.name)),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector(labels::redis_selector(ctx.name))),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![NetworkPolicyPeer {
+                    pod_selector: Some(selector(labels::app_selector(ctx.name))),
+                    ..NetworkPolicyPeer::default()
+                }]),
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(REDIS_PORT)),
+                    protocol: Some("TCP".into()),
+                    end_port: None,
+                }]),
+            }]),
+            egress: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::build::test_support::*;
+    use crate::build::{BuildInputs, children};
+    use serde_json::json;
+
+    #[test]
+    fn basic_spec_whole_object() {
+        let redis = children(&basic(), &BuildInputs::default())
+            .expect("builds")
+            .session_store
+            .expect("managed");
+        assert_eq!(
+            to_json(&redis.network_policy),
+            json!({
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {
+                    "name": "shop-redis",
+                    "namespace": "prod",
+                    "labels": redis_labels(),
+                    "ownerReferences": owner()
+                },
+                "spec": {
+                    "podSelector": {"matchLabels": redis_selector()},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{
+                        "from": [{"podSelector": {"matchLabels": app_selector()}}],
+                        "ports": [{"port": 6379, "protocol": "TCP"}]
+                    }]
+                }
+            })
+        );
+    }
+}
