@@ -115,12 +115,15 @@ impl Drop for TestNamespace {
         if std::env::var_os("KEEP_TEST_NAMESPACES").is_some() {
             return;
         }
-        let (client, name) = (self.client.clone(), self.name.clone());
-        // Drop cannot await; the runtime may be shutting down, so delete on a
-        // thread with its own small runtime. Best effort: the plane is torn down anyway.
+        let name = self.name.clone();
+        // Drop cannot await, and the test's client cannot be used from here:
+        // its connection worker runs on the test runtime, which is blocked in
+        // this very drop. So delete from a thread with its own runtime and its
+        // own client. Best effort: the plane is torn down after the suite anyway.
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 rt.block_on(async {
+                    let Ok(client) = Client::try_from(config().await) else { return };
                     let _ = Api::<Namespace>::all(client).delete(&name, &DeleteParams::background()).await;
                 });
             }
