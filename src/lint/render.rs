@@ -1,0 +1,293 @@
+//! Renderers for findings (text, JSON, SARIF 2.1.0) and for the rule
+//! catalogue (Markdown, text, JSON). Shared by `lint` and `audit`.
+
+use std::io::{self, Write};
+
+use serde_json::{Value, json};
+
+use crate::rules::{
+    DEFAULT_UPLOAD_PATHS, Finding, RuleId, RuleInfo, SCOPING, Severity, WAIVER_ANNOTATION,
+    WAIVER_REASON_ANNOTATION, catalogue,
+};
+
+/// Options for [`render_text`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextOptions {
+    /// Emit ANSI colours.
+    pub color: bool,
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+fn severity_colour(s: Severity) -> &'static str {
+    match s {
+        Severity::High => "1;31",
+        Severity::Medium => "1;33",
+        Severity::Low => "36",
+    }
+}
+
+fn object_label(f: &Finding) -> String {
+    match &f.namespace {
+        Some(ns) => format!("{}/{}/{}", f.kind, ns, f.name),
+        None => format!("{}/{}", f.kind, f.name),
+    }
+}
+
+fn location(f: &Finding) -> Option<String> {
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => Some(format!("{file}:{line}")),
+        (Some(file), None) => Some(file.clone()),
+        _ => None,
+    }
+}
+
+/// Human-readable findings, one block per finding, then a summary line.
+pub fn render_text<W: Write>(findings: &[Finding], out: &mut W, options: TextOptions) -> io::Result<()> {
+    let paint = Paint(options.color);
+    for f in findings {
+        let loc = location(f).map(|l| format!("{l}: ")).unwrap_or_default();
+        let sev = paint.wrap(severity_colour(f.severity), f.severity.as_str());
+        let waived = if f.waived {
+            paint.wrap("2", " (waived)")
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "{}{sev}[{}]{waived} {}: {}",
+            paint.wrap("1", &loc),
+            f.rule,
+            object_label(f),
+            f.message
+        )?;
+        writeln!(out, "    at {}", paint.wrap("2", &f.path))?;
+        if f.waived {
+            let reason = f.waiver_reason.as_deref().unwrap_or("no reason given");
+            writeln!(out, "    waived: {reason}")?;
+        } else {
+            writeln!(out, "    fix: {}", f.remediation)?;
+        }
+    }
+    let active: Vec<&Finding> = findings.iter().filter(|f| !f.waived).collect();
+    let count = |s: Severity| active.iter().filter(|f| f.severity == s).count();
+    let waived = findings.len() - active.len();
+    let summary = if active.is_empty() {
+        "no findings".to_string()
+    } else {
+        format!(
+            "{} finding{} ({} high, {} medium, {} low)",
+            active.len(),
+            if active.len() == 1 { "" } else { "s" },
+            count(Severity::High),
+            count(Severity::Medium),
+            count(Severity::Low)
+        )
+    };
+    let waived = if waived > 0 {
+        format!(", {waived} waived")
+    } else {
+        String::new()
+    };
+    writeln!(out, "{}{waived}", paint.wrap("1", &summary))
+}
+
+/// A JSON array of findings with the stable field names.
+pub fn render_json<W: Write>(findings: &[Finding], out: &mut W) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, findings).map_err(io::Error::other)?;
+    writeln!(out)
+}
+
+/// SARIF `artifactLocation.uri`: a relative, `/`-separated, percent-encoded path.
+fn sarif_uri(file: &str) -> String {
+    let mut path = std::path::PathBuf::from(file);
+    if path.is_absolute()
+        && let Ok(cwd) = std::env::current_dir()
+        && let Ok(rel) = path.strip_prefix(&cwd)
+    {
+        path = rel.to_path_buf();
+    }
+    let text = path.to_string_lossy().replace('\\', "/");
+    let text = text.strip_prefix("./").unwrap_or(&text).to_string();
+    let text = if text == "-" { "stdin".to_string() } else { text };
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn sarif_rule(info: &RuleInfo) -> Value {
+    json!({
+        "id": info.name(),
+        "name": info.name(),
+        "shortDescription": {"text": info.summary},
+        "fullDescription": {"text": info.why},
+        "help": {
+            "text": format!("{}\n\nFix: {}", info.why, info.remediation),
+            "markdown": format!("{}\n\n**Fix:** {}\n\n**Detects:** {}", info.why, info.remediation, info.detects),
+        },
+        "defaultConfiguration": {"level": info.severity.sarif_level()},
+        "properties": {"tags": ["statelessness"], "severity": info.severity.as_str()},
+    })
+}
+
+/// SARIF 2.1.0 log accepted by GitHub code scanning. Waived findings are
+/// included with an `inSource` suppression.
+pub fn render_sarif<W: Write>(findings: &[Finding], out: &mut W) -> io::Result<()> {
+    let rules: Vec<Value> = catalogue().iter().map(sarif_rule).collect();
+    let results: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            let mut result = json!({
+                "ruleId": f.rule.as_str(),
+                "ruleIndex": RuleId::ALL.iter().position(|r| *r == f.rule).unwrap_or(0),
+                "level": f.severity.sarif_level(),
+                "message": {"text": format!("{} {}: {} Fix: {}", f.kind, f.name, f.message, f.remediation)},
+                "properties": {
+                    "kind": f.kind,
+                    "namespace": f.namespace,
+                    "name": f.name,
+                    "path": f.path,
+                },
+            });
+            if let Some(file) = &f.file {
+                result["locations"] = json!([{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": sarif_uri(file)},
+                        "region": {"startLine": f.line.unwrap_or(1).max(1)},
+                    },
+                    "logicalLocations": [{
+                        "fullyQualifiedName": format!("{}/{}", f.kind, f.name),
+                        "kind": "object",
+                    }],
+                }]);
+            }
+            if f.waived {
+                result["suppressions"] = json!([{
+                    "kind": "inSource",
+                    "justification": f.waiver_reason.clone().unwrap_or_default(),
+                }]);
+            }
+            result
+        })
+        .collect();
+    let log = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "stateless-operator",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/stateless-operator/stateless-operator",
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    });
+    serde_json::to_writer_pretty(&mut *out, &log).map_err(io::Error::other)?;
+    writeln!(out)
+}
+
+/// The catalogue as Markdown (`docs/rules.md`).
+pub fn render_catalogue_markdown<W: Write>(out: &mut W) -> io::Result<()> {
+    writeln!(out, "# Statelessness rules")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "<!-- Generated by `cargo run -- rules --format markdown > docs/rules.md`; do not edit. -->"
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "The rule engine (`src/rules`) is shared by the controller, the admission webhook, \
+         `stateless-operator lint` and `audit`. Severities are ordered `low < medium < high`; \
+         `lint --min-severity` and SARIF levels (`high` = error, `medium` = warning, `low` = note) \
+         follow them."
+    )?;
+    writeln!(out)?;
+    writeln!(out, "| Rule | Severity | Reports |")?;
+    writeln!(out, "| --- | --- | --- |")?;
+    for info in catalogue() {
+        writeln!(
+            out,
+            "| [`{}`](#{}) | {} | {} |",
+            info.name(),
+            info.name(),
+            info.severity,
+            info.summary
+        )?;
+    }
+    for info in catalogue() {
+        writeln!(out)?;
+        writeln!(out, "## {}", info.name())?;
+        writeln!(out)?;
+        writeln!(out, "Severity: **{}**. {}", info.severity, info.summary)?;
+        writeln!(out)?;
+        writeln!(out, "**Why:** {}", info.why)?;
+        writeln!(out)?;
+        writeln!(out, "**Fix:** {}", info.remediation)?;
+        writeln!(out)?;
+        writeln!(out, "**Detects:** {}", info.detects)?;
+    }
+    writeln!(out)?;
+    writeln!(out, "## Default upload paths")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "`local-upload-dir` matches mount paths against these patterns (`*` matches any \
+         characters including `/`, case-insensitive); `lint --upload-path PATTERN` adds more:"
+    )?;
+    writeln!(out)?;
+    for p in DEFAULT_UPLOAD_PATHS {
+        writeln!(out, "- `{p}`")?;
+    }
+    writeln!(out)?;
+    writeln!(out, "## Scoping")?;
+    writeln!(out)?;
+    writeln!(out, "{SCOPING}")?;
+    writeln!(out)?;
+    writeln!(out, "## Waiver example")?;
+    writeln!(out)?;
+    writeln!(out, "```yaml")?;
+    writeln!(out, "metadata:")?;
+    writeln!(out, "  annotations:")?;
+    writeln!(out, "    {WAIVER_ANNOTATION}: single-replica,writable-root-fs")?;
+    writeln!(
+        out,
+        "    {WAIVER_REASON_ANNOTATION}: \"singleton by design; state is in Postgres\""
+    )?;
+    writeln!(out, "```")
+}
+
+/// The catalogue as plain text.
+pub fn render_catalogue_text<W: Write>(out: &mut W) -> io::Result<()> {
+    for info in catalogue() {
+        writeln!(out, "{} ({})", info.name(), info.severity)?;
+        writeln!(out, "  {}", info.summary)?;
+        writeln!(out, "  why: {}", info.why)?;
+        writeln!(out, "  fix: {}", info.remediation)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// The catalogue as a JSON array of `{name, severity, summary, why, remediation, detects}`.
+pub fn render_catalogue_json<W: Write>(out: &mut W) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, catalogue()).map_err(io::Error::other)?;
+    writeln!(out)
+}

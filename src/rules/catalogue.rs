@@ -1,0 +1,324 @@
+//! The rule catalogue: one table that names every rule, its severity, why it
+//! matters and how to fix it. Findings, `stateless-operator rules`, SARIF rule
+//! metadata and `docs/rules.md` are all generated from this table.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// How much a finding matters. Ordered: `Low < Medium < High`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Hardening: worth fixing, never blocks scaling by itself.
+    Low,
+    /// Hurts availability or correctness once the app is scaled or redeployed.
+    Medium,
+    /// Breaks horizontal scaling, failover or rolling deploys.
+    High,
+}
+
+impl Severity {
+    /// All severities, lowest first.
+    pub const ALL: [Severity; 3] = [Severity::Low, Severity::Medium, Severity::High];
+
+    /// The lowercase name used in JSON, on the command line and in docs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+
+    /// SARIF `level` for this severity (`error`, `warning` or `note`).
+    pub const fn sarif_level(self) -> &'static str {
+        match self {
+            Severity::Low => "note",
+            Severity::Medium => "warning",
+            Severity::High => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A severity name that is not `low`, `medium` or `high`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown severity `{0}` (valid: low, medium, high)")]
+pub struct UnknownSeverity(pub String);
+
+impl FromStr for Severity {
+    type Err = UnknownSeverity;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|sev| sev.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownSeverity(s.to_string()))
+    }
+}
+
+/// Stable identifier of a rule. The kebab-case name ([`RuleId::as_str`]) is
+/// the public, stable spelling used in findings, waivers and `--rule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleId {
+    SessionAffinity,
+    StickyIngress,
+    HostPath,
+    LocalUploadDir,
+    PvcAppTier,
+    InMemorySession,
+    SingleReplica,
+    WritableRootFs,
+    InProcessScheduler,
+}
+
+impl RuleId {
+    /// Every rule, in catalogue order.
+    pub const ALL: [RuleId; 9] = [
+        RuleId::SessionAffinity,
+        RuleId::StickyIngress,
+        RuleId::HostPath,
+        RuleId::LocalUploadDir,
+        RuleId::PvcAppTier,
+        RuleId::InMemorySession,
+        RuleId::SingleReplica,
+        RuleId::WritableRootFs,
+        RuleId::InProcessScheduler,
+    ];
+
+    /// The stable kebab-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RuleId::SessionAffinity => "session-affinity",
+            RuleId::StickyIngress => "sticky-ingress",
+            RuleId::HostPath => "host-path",
+            RuleId::LocalUploadDir => "local-upload-dir",
+            RuleId::PvcAppTier => "pvc-app-tier",
+            RuleId::InMemorySession => "in-memory-session",
+            RuleId::SingleReplica => "single-replica",
+            RuleId::WritableRootFs => "writable-root-fs",
+            RuleId::InProcessScheduler => "in-process-scheduler",
+        }
+    }
+
+    /// The catalogue entry of this rule.
+    pub fn info(self) -> &'static RuleInfo {
+        // CATALOGUE is in RuleId::ALL order; the unit tests check that.
+        &CATALOGUE[self as usize]
+    }
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rule name that is not in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown rule `{name}` (valid rules: {})", valid_rule_names())]
+pub struct UnknownRule {
+    pub name: String,
+}
+
+/// Comma-separated list of all rule names, for error messages.
+pub fn valid_rule_names() -> String {
+    RuleId::ALL.map(RuleId::as_str).join(", ")
+}
+
+impl FromStr for RuleId {
+    type Err = UnknownRule;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim();
+        RuleId::ALL
+            .into_iter()
+            .find(|id| id.as_str().eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| UnknownRule {
+                name: s.to_string(),
+            })
+    }
+}
+
+/// One catalogue entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleInfo {
+    /// Stable identifier; serializes as the kebab-case name.
+    #[serde(rename = "name")]
+    pub id: RuleId,
+    pub severity: Severity,
+    /// One line: what the rule reports.
+    pub summary: &'static str,
+    /// Why it matters for scaling, failover and rolling deploys.
+    pub why: &'static str,
+    /// How to fix it.
+    pub remediation: &'static str,
+    /// What exactly is detected (Markdown, for the docs).
+    pub detects: &'static str,
+}
+
+impl RuleInfo {
+    /// The stable kebab-case name.
+    pub const fn name(&self) -> &'static str {
+        self.id.as_str()
+    }
+}
+
+/// The catalogue, in [`RuleId::ALL`] order.
+pub static CATALOGUE: [RuleInfo; 9] = [
+    RuleInfo {
+        id: RuleId::SessionAffinity,
+        severity: Severity::High,
+        summary: "Service pins clients to one pod with `sessionAffinity: ClientIP`.",
+        why: "ClientIP affinity sends every request of a client to the same pod, so new replicas \
+              take no load from existing clients and a pod that is rolled or fails takes its \
+              clients' sessions with it. It hides state that should live outside the pod.",
+        remediation: "Remove `sessionAffinity` (default `None`) and keep session state out of the \
+                      pod: sessions in Redis (the operator's `sessionStore`), identity in signed \
+                      JWTs or cookies.",
+        detects: "A `Service` with `spec.sessionAffinity: ClientIP` whose selector matches \
+                  application-tier pods, or whose selector matches no workload in the input and \
+                  does not look like a data store. Headless and `ExternalName` Services are \
+                  skipped (kube-proxy does not balance them). A `StatelessApp` with \
+                  `spec.service.sessionAffinity: ClientIP`.",
+    },
+    RuleInfo {
+        id: RuleId::StickyIngress,
+        severity: Severity::High,
+        summary: "Load balancer or ingress pins clients to one pod (sticky cookie or IP hash).",
+        why: "Edge stickiness routes a client to the same pod for the life of a cookie or IP, \
+              so scaling out does not spread existing users, a rolling deploy or pod failure \
+              logs those users out, and load piles up on old pods.",
+        remediation: "Remove the stickiness setting and move the per-user state it protects out \
+                      of the pod: sessions in Redis, identity in JWTs, uploads in object storage.",
+        detects: "ingress-nginx `nginx.ingress.kubernetes.io/affinity: cookie` and \
+                  `upstream-hash-by` on a client address, cookie or session variable; Traefik \
+                  `traefik.ingress.kubernetes.io/service.sticky.cookie*` (and v1 `affinity`) on \
+                  Services or Ingresses and `IngressRoute`/`TraefikService` `sticky.cookie`; \
+                  HAProxy `haproxy.org/cookie-persistence`, `haproxy.org/load-balance: source`, \
+                  `ingress.kubernetes.io/affinity` and `haproxy-ingress.github.io/affinity` / \
+                  `balance-algorithm: source`; AWS `alb.ingress.kubernetes.io/target-group-attributes` \
+                  and `service.beta.kubernetes.io/aws-load-balancer-target-group-attributes` with \
+                  `stickiness.enabled=true`; GKE `BackendConfig` `spec.sessionAffinity.affinityType` \
+                  other than `NONE`; Istio `DestinationRule` `consistentHash` with `httpCookie` or \
+                  `useSourceIp` (top level, per port and per subset); Gateway API \
+                  `HTTPRoute` `sessionPersistence`; Contour `HTTPProxy` `loadBalancerPolicy` \
+                  `Cookie`. These kinds are read as plain JSON; their CRDs are not needed. \
+                  An edge object whose backend Services are all in the input and select only \
+                  non-application pods (e.g. a database) is not reported.",
+    },
+    RuleInfo {
+        id: RuleId::HostPath,
+        severity: Severity::High,
+        summary: "Application pod writes to a `hostPath` volume on the node.",
+        why: "Data on a node's disk exists on that node only: replicas on other nodes see \
+              different files, and a rescheduled or failed-over pod comes back without its data.",
+        remediation: "Keep files in object storage (S3, GCS, MinIO) and sessions in Redis; use a \
+                      managed database for anything durable.",
+        detects: "A `hostPath` volume in an application pod template that is mounted writable \
+                  by at least one container. Read-only host mounts (e.g. `/etc/localtime`) are \
+                  not reported.",
+    },
+    RuleInfo {
+        id: RuleId::LocalUploadDir,
+        severity: Severity::High,
+        summary: "User uploads or media are written to the pod's own disk.",
+        why: "An upload written to one replica is missing on the others, so the next request \
+              may 404; an `emptyDir` loses it on every rolling deploy and a `ReadWriteOnce` \
+              claim pins the app to one node.",
+        remediation: "Store uploads and media in object storage (S3, GCS, MinIO) and serve them \
+                      from there or a CDN.",
+        detects: "A writable `emptyDir`, `hostPath`, ephemeral or non-`ReadWriteMany` \
+                  `persistentVolumeClaim` volume mounted at an upload path (patterns below, \
+                  extendable with `--upload-path`), or an environment variable that points \
+                  uploads at local disk (`UPLOAD_DIR`, `UPLOAD_PATH`, `MEDIA_ROOT`, \
+                  `FILE_UPLOAD_DIR`, ... with a local path value; `CMD_IMAGE_UPLOAD_TYPE=filesystem`, \
+                  `FILESYSTEM_DISK=local`, `ACTIVE_STORAGE_SERVICE=local`, \
+                  `MM_FILESETTINGS_DRIVERNAME=local`, chartmuseum `STORAGE=local`, \
+                  `REGISTRY_STORAGE=filesystem`), also through a referenced ConfigMap. \
+                  `ReadWriteMany` claims are shared by all replicas and are not reported.",
+    },
+    RuleInfo {
+        id: RuleId::PvcAppTier,
+        severity: Severity::High,
+        summary: "Application tier mounts a per-node PersistentVolumeClaim or is a StatefulSet with claims.",
+        why: "A `ReadWriteOnce` volume attaches to one node: a second replica or the new pod of a \
+              rolling deploy cannot start elsewhere (Multi-Attach), so the app cannot scale out \
+              and fails over only as fast as the volume detaches.",
+        remediation: "Move the data the claim holds to a managed service: uploads to object \
+                      storage, sessions to Redis, records to a database; then drop the claim.",
+        detects: "A `persistentVolumeClaim` volume in an application pod template whose claim is \
+                  `ReadWriteOnce`/`ReadWriteOncePod` or not in the input (assumed \
+                  `ReadWriteOnce`), and `volumeClaimTemplates` of an application-tier \
+                  `StatefulSet`. `ReadWriteMany`/`ReadOnlyMany` claims and claims mounted only \
+                  read-only are not reported.",
+    },
+    RuleInfo {
+        id: RuleId::InMemorySession,
+        severity: Severity::High,
+        summary: "Sessions are kept in process memory or on local files.",
+        why: "A session stored in one pod is unknown to the others: without sticky routing \
+              users are logged out at random, and with it every rolling deploy, scale-in or \
+              pod failure logs users out.",
+        remediation: "Use a shared session store (Redis, the operator's `sessionStore`) or \
+                      stateless identity (signed JWTs or encrypted cookie sessions).",
+        detects: "Environment variables, direct or through a ConfigMap (`envFrom`, \
+                  `configMapKeyRef`), that select a local session backend: Laravel \
+                  `SESSION_DRIVER=file|array|apc`, Django `SESSION_ENGINE=...backends.file` (or \
+                  `...backends.cache` with a `LocMemCache`), Flask `SESSION_TYPE=filesystem`, \
+                  `SESSION_STORE=memory`, any `*SESSION*` driver/store/provider/handler variable \
+                  set to `memory`/`file`, PHP `session.save_handler=files`, Keycloak \
+                  `KC_CACHE=local`; and in mounted ConfigMap files, PHP ini \
+                  `session.save_handler = files`, an ini `[session]` `provider = memory|file`, or an \
+                  express-session `MemoryStore`. Cookie session drivers are client-side and not \
+                  reported; `CACHE_DRIVER=file` is a cache, not a session, and is not reported.",
+    },
+    RuleInfo {
+        id: RuleId::SingleReplica,
+        severity: Severity::Medium,
+        summary: "Application runs fewer than 2 replicas and nothing scales it.",
+        why: "With one replica every rolling deploy, node drain or crash is an outage, and \
+              state hidden in the pod never shows up as a problem until the day it is scaled.",
+        remediation: "Run at least 2 replicas, or add a HorizontalPodAutoscaler (or KEDA \
+                      ScaledObject) with `maxReplicas >= 2`, after moving state out of the pod.",
+        detects: "An application-tier workload with `replicas` below 2 (an omitted `replicas` \
+                  means 1) and no HorizontalPodAutoscaler or KEDA `ScaledObject` in the same \
+                  namespace that targets it with a maximum of at least 2; a bare `Pod`; a \
+                  `StatelessApp` whose `spec.replicas.max` is below 2.",
+    },
+    RuleInfo {
+        id: RuleId::WritableRootFs,
+        severity: Severity::Low,
+        summary: "Container root filesystem is writable.",
+        why: "A writable root filesystem lets the app quietly keep files inside the container, \
+              state that is lost on every restart and differs between replicas; making it \
+              read-only surfaces such writes early.",
+        remediation: "Set `securityContext.readOnlyRootFilesystem: true` and mount an `emptyDir` \
+                      only for scratch paths such as `/tmp`; keep real data in object storage, \
+                      Redis or a database.",
+        detects: "A container (not an init container) of an application pod whose \
+                  `securityContext.readOnlyRootFilesystem` is not `true`. Not evaluated for \
+                  `StatelessApp`, whose container security context is set by the operator.",
+    },
+    RuleInfo {
+        id: RuleId::InProcessScheduler,
+        severity: Severity::Medium,
+        summary: "The web pod runs cron or a job scheduler next to the server.",
+        why: "Every replica runs its own copy of the schedule, so jobs run N times after \
+              scaling out, and a job in flight dies with the pod on each rolling deploy.",
+        remediation: "Run scheduled work once per cluster: a Kubernetes CronJob, or a single \
+                      queue worker/scheduler Deployment fed by a queue (Redis, SQS).",
+        detects: "A container of an application pod whose command or args run `cron`, `crond`, \
+                  `supercronic`, `go-crond`, `php artisan schedule:work|schedule:run`, \
+                  `celery beat` (or `celery worker -B`) or `rqscheduler`, or `supervisord` with a \
+                  mounted ConfigMap that defines a cron program.",
+    },
+];

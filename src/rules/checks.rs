@@ -1,0 +1,670 @@
+//! The finding sink and the workload (pod template) rules.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::model::{Index, Kind, Replicas, Workload, arr_at, at, name_of, scalar_text, str_at};
+use super::patterns::{self, EnvContext};
+use super::{Config, Finding, Object, RuleId, WAIVER_ANNOTATION, WAIVER_REASON_ANNOTATION};
+
+/// Collects findings, filling in object identity, severity, remediation,
+/// source and waiver from the catalogue and the object.
+pub(crate) struct Sink<'a> {
+    objects: &'a [Object],
+    config: &'a Config,
+    seen: HashSet<(usize, RuleId, String)>,
+    findings: Vec<Finding>,
+}
+
+impl<'a> Sink<'a> {
+    pub fn new(objects: &'a [Object], config: &'a Config) -> Self {
+        Sink {
+            objects,
+            config,
+            seen: HashSet::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        self.config
+    }
+
+    pub fn runs(&self, rule: RuleId) -> bool {
+        self.config.runs(rule)
+    }
+
+    pub fn push(&mut self, obj: usize, rule: RuleId, path: String, message: String) {
+        if !self.runs(rule) || !self.seen.insert((obj, rule, path.clone())) {
+            return;
+        }
+        let Some(object) = self.objects.get(obj) else {
+            return;
+        };
+        let v = &object.value;
+        let info = rule.info();
+        let (waived, waiver_reason) = waiver(v, rule);
+        self.findings.push(Finding {
+            rule,
+            severity: info.severity,
+            kind: str_at(v, &["kind"]).unwrap_or("").to_string(),
+            namespace: str_at(v, &["metadata", "namespace"]).map(str::to_string),
+            name: name_of(v).to_string(),
+            path,
+            message,
+            remediation: info.remediation.to_string(),
+            file: object.source.as_ref().map(|s| s.file.clone()),
+            line: object.source.as_ref().map(|s| s.line),
+            waived,
+            waiver_reason,
+        });
+    }
+
+    pub fn into_findings(self) -> Vec<Finding> {
+        self.findings
+    }
+}
+
+/// Whether `v` waives `rule`, and the reason given.
+fn waiver(v: &Value, rule: RuleId) -> (bool, Option<String>) {
+    let Some(allow) = str_at(v, &["metadata", "annotations", WAIVER_ANNOTATION]) else {
+        return (false, None);
+    };
+    let waived = allow
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .map(str::trim)
+        .any(|r| r == "*" || r.eq_ignore_ascii_case(rule.as_str()));
+    if !waived {
+        return (false, None);
+    }
+    let reason = str_at(v, &["metadata", "annotations", WAIVER_REASON_ANNOTATION])
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
+    (true, reason)
+}
+
+/// `Kind name` for messages.
+fn label(w: &Workload<'_>) -> String {
+    format!("{} `{}`", w.kind_name, w.name)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// ReadWriteMany / ReadOnlyMany: shared by every node.
+    Shared,
+    /// ReadWriteOnce / ReadWriteOncePod.
+    Single(&'static str),
+    /// Claim not in the input (or no access modes): assumed ReadWriteOnce.
+    Unknown,
+}
+
+fn access_of(modes: &[Value]) -> Access {
+    let modes: Vec<&str> = modes.iter().filter_map(Value::as_str).collect();
+    if modes
+        .iter()
+        .any(|m| *m == "ReadWriteMany" || *m == "ReadOnlyMany")
+    {
+        Access::Shared
+    } else if modes.contains(&"ReadWriteOncePod") {
+        Access::Single("ReadWriteOncePod")
+    } else if modes.contains(&"ReadWriteOnce") {
+        Access::Single("ReadWriteOnce")
+    } else {
+        Access::Unknown
+    }
+}
+
+#[derive(Debug, Clone)]
+enum VolKind<'a> {
+    HostPath(&'a str),
+    EmptyDir,
+    Ephemeral,
+    Claim {
+        claim: &'a str,
+        access: Access,
+        read_only: bool,
+        /// Bound PersistentVolume on one node: (PV name, `hostPath`/`local` path).
+        node_local: Option<(&'a str, &'a str)>,
+    },
+    ClaimTemplate {
+        access: Access,
+    },
+    ConfigMap(&'a str),
+    Other,
+}
+
+#[derive(Debug, Clone)]
+struct Volume<'a> {
+    name: &'a str,
+    kind: VolKind<'a>,
+    path: String,
+}
+
+impl Volume<'_> {
+    /// Volumes that hold files written by the app on a node or per pod.
+    fn local_writable(&self) -> bool {
+        match &self.kind {
+            VolKind::HostPath(_) | VolKind::EmptyDir | VolKind::Ephemeral => true,
+            VolKind::Claim {
+                access, read_only, ..
+            } => *access != Access::Shared && !read_only,
+            VolKind::ClaimTemplate { access } => *access != Access::Shared,
+            VolKind::ConfigMap(_) | VolKind::Other => false,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.kind {
+            VolKind::HostPath(p) => format!("hostPath `{p}`"),
+            VolKind::EmptyDir => "emptyDir (lost on every restart, one copy per pod)".to_string(),
+            VolKind::Ephemeral => "ephemeral volume (one copy per pod)".to_string(),
+            VolKind::Claim { claim, access, .. } => match access {
+                Access::Single(mode) => format!("{mode} claim `{claim}`"),
+                _ => format!("claim `{claim}` (not in the input, assumed ReadWriteOnce)"),
+            },
+            VolKind::ClaimTemplate { .. } => "per-pod volume claim template".to_string(),
+            VolKind::ConfigMap(n) => format!("ConfigMap `{n}`"),
+            VolKind::Other => "volume".to_string(),
+        }
+    }
+}
+
+fn volumes<'a>(index: &Index<'a>, w: &'a Workload<'a>) -> Vec<Volume<'a>> {
+    let mut out = Vec::new();
+    for (i, v) in arr_at(&w.pod_spec, &["volumes"]).iter().enumerate() {
+        let name = str_at(v, &["name"]).unwrap_or("");
+        let kind = if let Some(p) = at(v, &["hostPath"]) {
+            VolKind::HostPath(str_at(p, &["path"]).unwrap_or(""))
+        } else if v.get("emptyDir").is_some() {
+            VolKind::EmptyDir
+        } else if v.get("ephemeral").is_some() {
+            VolKind::Ephemeral
+        } else if let Some(pvc) = at(v, &["persistentVolumeClaim"]) {
+            let claim = str_at(pvc, &["claimName"]).unwrap_or("");
+            let found = index.claim(w.obj, w.ns, claim);
+            let access = found
+                .map(|(_, c)| access_of(arr_at(c, &["spec", "accessModes"])))
+                .unwrap_or(Access::Unknown);
+            let node_local = found
+                .and_then(|(ci, c)| index.bound_volume(ci, c, w.ns))
+                .and_then(|pv| {
+                    let path = str_at(pv, &["spec", "hostPath", "path"])
+                        .or_else(|| str_at(pv, &["spec", "local", "path"]))?;
+                    Some((name_of(pv), path))
+                });
+            let read_only = at(pvc, &["readOnly"]).and_then(Value::as_bool) == Some(true);
+            VolKind::Claim {
+                claim,
+                access,
+                read_only,
+                node_local,
+            }
+        } else if let Some(cm) = str_at(v, &["configMap", "name"]) {
+            VolKind::ConfigMap(cm)
+        } else {
+            VolKind::Other
+        };
+        out.push(Volume {
+            name,
+            kind,
+            path: w.volume_path(i),
+        });
+    }
+    if w.kind == Kind::StatefulSet {
+        let obj = &index.objects[w.obj].value;
+        for (i, t) in arr_at(obj, &["spec", "volumeClaimTemplates"])
+            .iter()
+            .enumerate()
+        {
+            out.push(Volume {
+                name: str_at(t, &["metadata", "name"]).unwrap_or(""),
+                kind: VolKind::ClaimTemplate {
+                    access: access_of(arr_at(t, &["spec", "accessModes"])),
+                },
+                path: format!("spec.volumeClaimTemplates[{i}]"),
+            });
+        }
+    }
+    out
+}
+
+struct Mount<'a> {
+    volume: &'a str,
+    mount_path: &'a str,
+    read_only: bool,
+    path: String,
+}
+
+fn containers<'a>(w: &'a Workload<'a>) -> &'a [Value] {
+    arr_at(&w.pod_spec, &["containers"])
+}
+
+fn mounts<'a>(w: &'a Workload<'a>) -> Vec<Mount<'a>> {
+    let mut out = Vec::new();
+    for (ci, c) in containers(w).iter().enumerate() {
+        for (mi, m) in arr_at(c, &["volumeMounts"]).iter().enumerate() {
+            out.push(Mount {
+                volume: str_at(m, &["name"]).unwrap_or(""),
+                mount_path: str_at(m, &["mountPath"]).unwrap_or(""),
+                read_only: at(m, &["readOnly"]).and_then(Value::as_bool) == Some(true),
+                path: format!("{}.volumeMounts[{mi}]", w.container_path(ci)),
+            });
+        }
+    }
+    out
+}
+
+/// One environment variable as the container sees it.
+struct EnvVar {
+    name: String,
+    value: String,
+    path: String,
+    /// `ConfigMap x` when the value comes from a ConfigMap.
+    via: Option<String>,
+}
+
+fn env_vars(index: &Index<'_>, w: &Workload<'_>, ci: usize, c: &Value) -> Vec<EnvVar> {
+    let cpath = w.container_path(ci);
+    let mut out = Vec::new();
+    for (k, e) in arr_at(c, &["env"]).iter().enumerate() {
+        let Some(name) = str_at(e, &["name"]) else {
+            continue;
+        };
+        if let Some(val) = e.get("value").and_then(scalar_text) {
+            out.push(EnvVar {
+                name: name.to_string(),
+                value: val.into_owned(),
+                path: format!("{cpath}.env[{k}].value"),
+                via: None,
+            });
+        } else if let (Some(cm), Some(key)) = (
+            str_at(e, &["valueFrom", "configMapKeyRef", "name"]),
+            str_at(e, &["valueFrom", "configMapKeyRef", "key"]),
+        ) && let Some(val) = index
+            .config_map_data(w.obj, w.ns, cm)
+            .and_then(|d| d.get(key))
+            .and_then(scalar_text)
+        {
+            out.push(EnvVar {
+                name: name.to_string(),
+                value: val.into_owned(),
+                path: format!("{cpath}.env[{k}].valueFrom.configMapKeyRef"),
+                via: Some(format!("ConfigMap `{cm}` key `{key}`")),
+            });
+        }
+    }
+    for (k, e) in arr_at(c, &["envFrom"]).iter().enumerate() {
+        let Some(cm) = str_at(e, &["configMapRef", "name"]) else {
+            continue;
+        };
+        let prefix = str_at(e, &["prefix"]).unwrap_or("");
+        let Some(data) = index.config_map_data(w.obj, w.ns, cm) else {
+            continue;
+        };
+        for (key, val) in data {
+            if let Some(val) = scalar_text(val) {
+                out.push(EnvVar {
+                    name: format!("{prefix}{key}"),
+                    value: val.into_owned(),
+                    path: format!("{cpath}.envFrom[{k}].configMapRef"),
+                    via: Some(format!("ConfigMap `{cm}`")),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn via(e: &EnvVar) -> String {
+    e.via
+        .as_ref()
+        .map(|v| format!(" (from {v})"))
+        .unwrap_or_default()
+}
+
+pub(crate) fn run_workload_rules(index: &Index<'_>, out: &mut Sink<'_>) {
+    for w in &index.workloads {
+        if !w.is_app() {
+            continue;
+        }
+        let vols = volumes(index, w);
+        let mts = mounts(w);
+        host_path(w, &vols, &mts, out);
+        pvc_app_tier(w, &vols, &mts, out);
+        local_upload_dir(index, w, &vols, &mts, out);
+        in_memory_session(index, w, &vols, &mts, out);
+        single_replica(index, w, out);
+        writable_root_fs(w, out);
+        in_process_scheduler(index, w, &vols, &mts, out);
+    }
+}
+
+fn mounted_writable(vol: &Volume<'_>, mts: &[Mount<'_>]) -> Vec<String> {
+    let mut paths: Vec<String> = mts
+        .iter()
+        .filter(|m| m.volume == vol.name && !m.read_only)
+        .map(|m| format!("`{}`", m.mount_path))
+        .collect();
+    paths.dedup();
+    paths
+}
+
+fn host_path(w: &Workload<'_>, vols: &[Volume<'_>], mts: &[Mount<'_>], out: &mut Sink<'_>) {
+    if !out.runs(RuleId::HostPath) {
+        return;
+    }
+    for vol in vols {
+        let (field, host) = match &vol.kind {
+            VolKind::HostPath(host) => ("hostPath", format!("node directory `{host}`")),
+            VolKind::Claim {
+                claim,
+                node_local: Some((pv, host)),
+                read_only: false,
+                ..
+            } => (
+                "persistentVolumeClaim",
+                format!("node directory `{host}` (claim `{claim}` is bound to PersistentVolume `{pv}`)"),
+            ),
+            _ => continue,
+        };
+        let at = mounted_writable(vol, mts);
+        if at.is_empty() {
+            continue;
+        }
+        out.push(
+            w.obj,
+            RuleId::HostPath,
+            format!("{}.{field}", vol.path),
+            format!(
+                "{} writes to {host} (volume `{}`, mounted at {}): each node has its own copy \
+                 and a rescheduled pod loses it.",
+                label(w),
+                vol.name,
+                at.join(", ")
+            ),
+        );
+    }
+}
+
+fn pvc_app_tier(w: &Workload<'_>, vols: &[Volume<'_>], mts: &[Mount<'_>], out: &mut Sink<'_>) {
+    if !out.runs(RuleId::PvcAppTier) {
+        return;
+    }
+    for vol in vols {
+        match &vol.kind {
+            VolKind::Claim {
+                access, read_only, ..
+            } if *access != Access::Shared && !read_only => {
+                let at = mounted_writable(vol, mts);
+                if at.is_empty() {
+                    continue;
+                }
+                out.push(
+                    w.obj,
+                    RuleId::PvcAppTier,
+                    format!("{}.persistentVolumeClaim", vol.path),
+                    format!(
+                        "{} mounts {} at {}: the volume attaches to one node, so replicas and \
+                         the new pods of a rolling deploy cannot start elsewhere.",
+                        label(w),
+                        vol.describe(),
+                        at.join(", ")
+                    ),
+                );
+            }
+            VolKind::ClaimTemplate { access } if *access != Access::Shared => {
+                out.push(
+                    w.obj,
+                    RuleId::PvcAppTier,
+                    vol.path.clone(),
+                    format!(
+                        "{} serves traffic but keeps a per-pod volume `{}`: each replica has \
+                         different data and pods are tied to their volumes.",
+                        label(w),
+                        vol.name
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+fn local_upload_dir(
+    index: &Index<'_>,
+    w: &Workload<'_>,
+    vols: &[Volume<'_>],
+    mts: &[Mount<'_>],
+    out: &mut Sink<'_>,
+) {
+    if !out.runs(RuleId::LocalUploadDir) {
+        return;
+    }
+    for m in mts {
+        if m.read_only {
+            continue;
+        }
+        let Some(vol) = vols.iter().find(|v| v.name == m.volume) else {
+            continue;
+        };
+        if !vol.local_writable() {
+            continue;
+        }
+        let Some(pattern) = out
+            .config()
+            .upload_paths
+            .iter()
+            .find(|p| patterns::glob_match(p, m.mount_path))
+            .cloned()
+        else {
+            continue;
+        };
+        out.push(
+            w.obj,
+            RuleId::LocalUploadDir,
+            format!("{}.mountPath", m.path),
+            format!(
+                "{} keeps uploads in `{}` (matches `{pattern}`) on {}: other replicas do not \
+                 see these files.",
+                label(w),
+                m.mount_path,
+                vol.describe()
+            ),
+        );
+    }
+    for (ci, c) in containers(w).iter().enumerate() {
+        for e in env_vars(index, w, ci, c) {
+            if let Some(hit) = patterns::local_upload_env(&e.name, &e.value) {
+                out.push(
+                    w.obj,
+                    RuleId::LocalUploadDir,
+                    e.path.clone(),
+                    format!(
+                        "{} stores uploads on local disk: `{hit}`{}.",
+                        label(w),
+                        via(&e)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// ConfigMap volumes that some container mounts, with their data.
+fn mounted_config_maps<'a>(
+    index: &Index<'a>,
+    w: &Workload<'_>,
+    vols: &'a [Volume<'a>],
+    mts: &[Mount<'_>],
+) -> Vec<(&'a Volume<'a>, &'a str, &'a serde_json::Map<String, Value>)> {
+    vols.iter()
+        .filter_map(|vol| match vol.kind {
+            VolKind::ConfigMap(cm) if mts.iter().any(|m| m.volume == vol.name) => index
+                .config_map_data(w.obj, w.ns, cm)
+                .map(|data| (vol, cm, data)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn in_memory_session(
+    index: &Index<'_>,
+    w: &Workload<'_>,
+    vols: &[Volume<'_>],
+    mts: &[Mount<'_>],
+    out: &mut Sink<'_>,
+) {
+    if !out.runs(RuleId::InMemorySession) {
+        return;
+    }
+    for (ci, c) in containers(w).iter().enumerate() {
+        let env = env_vars(index, w, ci, c);
+        let ctx = EnvContext {
+            locmem_cache: env.iter().any(|e| e.value.contains("LocMemCache")),
+        };
+        for e in &env {
+            if let Some(hit) = patterns::local_session_env(&e.name, &e.value, ctx) {
+                out.push(
+                    w.obj,
+                    RuleId::InMemorySession,
+                    e.path.clone(),
+                    format!(
+                        "{} keeps sessions inside the pod: `{hit}`{}.",
+                        label(w),
+                        via(e)
+                    ),
+                );
+            }
+        }
+    }
+    for (vol, cm, data) in mounted_config_maps(index, w, vols, mts) {
+        for (key, val) in data {
+            let Some(text) = val.as_str() else { continue };
+            if let Some(hit) = patterns::local_session_in_text(text) {
+                out.push(
+                    w.obj,
+                    RuleId::InMemorySession,
+                    format!("{}.configMap", vol.path),
+                    format!(
+                        "{} keeps sessions inside the pod: `{hit}` in ConfigMap `{cm}` key `{key}`.",
+                        label(w)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn single_replica(index: &Index<'_>, w: &Workload<'_>, out: &mut Sink<'_>) {
+    if !out.runs(RuleId::SingleReplica) {
+        return;
+    }
+    let (count, path, what) = match w.replicas {
+        Replicas::Fixed { count, explicit } => (
+            count,
+            "spec.replicas",
+            if explicit {
+                format!("`replicas: {count}`")
+            } else {
+                "no `replicas` (defaults to 1)".to_string()
+            },
+        ),
+        Replicas::BarePod => (1, "kind", "a bare Pod (never rescheduled)".to_string()),
+        Replicas::Range { max } => (max, "spec.replicas.max", format!("`replicas.max: {max}`")),
+    };
+    if count >= 2 {
+        return;
+    }
+    if w.kind != Kind::Pod && index.scaler_max(w).is_some_and(|max| max >= 2) {
+        return;
+    }
+    out.push(
+        w.obj,
+        RuleId::SingleReplica,
+        path.to_string(),
+        format!(
+            "{} runs {what} and no autoscaler scales it to 2 or more: every deploy, drain or \
+             crash is downtime.",
+            label(w)
+        ),
+    );
+}
+
+fn writable_root_fs(w: &Workload<'_>, out: &mut Sink<'_>) {
+    if !out.runs(RuleId::WritableRootFs) || w.kind == Kind::StatelessApp {
+        return;
+    }
+    for (ci, c) in containers(w).iter().enumerate() {
+        let ro = at(c, &["securityContext", "readOnlyRootFilesystem"]);
+        let read_only = match ro {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        };
+        if read_only {
+            continue;
+        }
+        let cname = str_at(c, &["name"]).unwrap_or("?");
+        out.push(
+            w.obj,
+            RuleId::WritableRootFs,
+            format!("{}.securityContext.readOnlyRootFilesystem", w.container_path(ci)),
+            format!(
+                "Container `{cname}` of {} has a writable root filesystem (`readOnlyRootFilesystem` \
+                 is not true).",
+                label(w)
+            ),
+        );
+    }
+}
+
+fn in_process_scheduler(
+    index: &Index<'_>,
+    w: &Workload<'_>,
+    vols: &[Volume<'_>],
+    mts: &[Mount<'_>],
+    out: &mut Sink<'_>,
+) {
+    if !out.runs(RuleId::InProcessScheduler) {
+        return;
+    }
+    let cms = mounted_config_maps(index, w, vols, mts);
+    for (ci, c) in containers(w).iter().enumerate() {
+        let mut argv: Vec<&str> = Vec::new();
+        let mut first_path = None;
+        for key in ["command", "args"] {
+            let items = arr_at(c, &[key]);
+            if !items.is_empty() && first_path.is_none() {
+                first_path = Some(key);
+            }
+            argv.extend(items.iter().filter_map(Value::as_str));
+        }
+        let Some(field) = first_path else { continue };
+        let cname = str_at(c, &["name"]).unwrap_or("?");
+        let hit = patterns::in_process_scheduler(&argv).or_else(|| {
+            if !patterns::runs_supervisord(&argv) {
+                return None;
+            }
+            cms.iter().find_map(|(_, cm, data)| {
+                data.values()
+                    .filter_map(Value::as_str)
+                    .find_map(patterns::supervisord_cron)
+                    .map(|p| format!("{p} (ConfigMap `{cm}`)"))
+            })
+        });
+        if let Some(hit) = hit {
+            out.push(
+                w.obj,
+                RuleId::InProcessScheduler,
+                format!("{}.{field}", w.container_path(ci)),
+                format!(
+                    "Container `{cname}` of {} runs a scheduler in the serving pod: {hit}; every \
+                     replica runs each job.",
+                    label(w)
+                ),
+            );
+        }
+    }
+}

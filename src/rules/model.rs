@@ -1,0 +1,742 @@
+//! Indexing of the input: workloads (with application-tier classification),
+//! and per-namespace lookups for Services, ConfigMaps, claims and autoscalers.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::{Map, Value, json};
+
+use super::{Object, patterns};
+
+/// Scoping rules, rendered into `docs/rules.md`.
+pub const SCOPING: &str = "\
+Workload rules (`host-path`, `local-upload-dir`, `pvc-app-tier`, `in-memory-session`, \
+`single-replica`, `writable-root-fs`, `in-process-scheduler`) only look at the **application tier**:
+
+1. **Workload kinds.** `Deployment` (`apps/*`, `extensions/v1beta1`), `StatefulSet` (`apps/*`), \
+`ReplicaSet` (`apps/*`, `extensions/*`), `ReplicationController` and `Pod` (`v1`), OpenShift \
+`DeploymentConfig`, and `StatelessApp` (`stateless.dev/*`). `DaemonSet`s (node agents), `Job`s and \
+`CronJob`s (batch) are never the application tier. Objects of other kinds, or of the same kind name \
+in another API group (e.g. a Knative `Service`), are ignored.
+2. **Owned objects are folded into their owner.** A workload whose controller `ownerReference` \
+names a workload present in the input (a `ReplicaSet` of a `Deployment`, a `Pod` of a `ReplicaSet`, \
+the `Deployment` of a `StatelessApp`) is not evaluated on its own; its pod labels count as its \
+owner's for Service selection. Without the owner in the input it is evaluated.
+3. **Stateful by design is excluded.** Databases, caches, queues, search engines, TSDBs and \
+consensus/object stores are stateful on purpose: the workload is excluded when its first container's \
+image name (last path component, no tag) is one of postgres, postgresql, mysql, mariadb, mongo(db), \
+redis, valkey, keydb, dragonfly, memcached, rabbitmq, kafka, zookeeper, etcd, elasticsearch, \
+opensearch, solr, nats, cassandra, scylla, couchdb, neo4j, influxdb, clickhouse, cockroach, minio, \
+consul, vault, prometheus, alertmanager, pushgateway, loki, victoria-metrics (and their `-server`, \
+`-cluster`, `-sentinel`, `-galera`, `-repmgr` variants); when a workload or pod label \
+`app.kubernetes.io/component` (or `component`) is database, db, cache, session-store, queue, \
+message-queue, broker, message-broker, search, datastore, storage or one of those names; or when \
+`app.kubernetes.io/name`, `app` or `k8s-app` is one of those names. The operator's own managed \
+Redis (`app.kubernetes.io/managed-by: stateless-operator`, `app.kubernetes.io/component: \
+session-store`) is excluded by the same rule. Singleton cluster agents (kube-state-metrics, \
+cluster-autoscaler, external-dns) are excluded too: they shard or leader-elect instead of scaling. \
+Exporters and UIs of data stores (`redis_exporter`, `mongo-express`, `phpmyadmin`) are ordinary apps.
+4. **It must serve traffic.** A workload is application tier when a container declares a port that \
+is not only for metrics or probes (named `metrics`, `http-metrics`, `probe`, `health`, `healthz`, \
+...), or when a Service with such a port selects its pods. Controllers and workers that only expose \
+metrics are not. A `StatelessApp` always serves traffic.
+
+Edge rules (`session-affinity`, `sticky-ingress`) look at Services, Ingresses and load-balancer \
+objects. Services are matched to workloads by `spec.selector` **within one namespace**; an object \
+without `metadata.namespace` is in the \"unspecified\" namespace (Helm output often omits it), \
+matched only with other objects without a namespace. A Service is reported when it selects \
+application-tier pods, or selects no workload in the input and neither its labels nor its selector \
+name a data store; it is not reported when everything it selects is excluded (e.g. a database). \
+Headless and `ExternalName` Services and Services without a selector are skipped. Ingresses route to \
+Services by backend name (`service.name` and legacy `serviceName`), Istio `DestinationRule`s by \
+`spec.host` (`name` or `name.namespace.svc.cluster.local`), Traefik `IngressRoute`s, Gateway API \
+`HTTPRoute`s and Contour `HTTPProxy`s by their service references, GKE `BackendConfig`s through the \
+Services that reference them in `cloud.google.com/backend-config`; an edge object is skipped only \
+when every backend is known and none is application tier.
+
+`StatelessApp` is read through a small adapter: `spec.image`, `spec.command`, `spec.args`, \
+`spec.env[]`, `spec.envFrom[]`, `spec.volumes[]`, `spec.volumeMounts[]`, `spec.replicas.min`/`max` \
+(autoscaled when `max >= 2`) and `spec.service.sessionAffinity`. Its pods are taken to carry \
+`app.kubernetes.io/name: <name>`, `app.kubernetes.io/instance: <name>` and \
+`app.kubernetes.io/managed-by: stateless-operator`, plus the pod labels of any workload it owns in \
+the input.
+
+**Waivers.** `metadata.annotations[\"stateless.dev/allow\"]: rule[,rule]` (or `*`) on the object a \
+finding is on waives that rule for that object; `stateless.dev/allow-reason` says why. Waived \
+findings are still returned with `\"waived\": true` and `\"waiver_reason\"`, and do not fail `lint`. \
+A Service's or Ingress's waiver covers the findings on that Service or Ingress.
+
+**Finding JSON.** `rule, severity, kind, namespace, name, path, message, remediation, waived` are \
+always present (`namespace` is `null` when the manifest sets none); `file` and `line` when the \
+source is known; `waiver_reason` on waived findings that give a reason.";
+
+/// Label keys that name the software a workload runs.
+const NAME_LABELS: &[&str] = &["app.kubernetes.io/name", "app", "k8s-app"];
+/// Label keys that name the component of an application.
+const COMPONENT_LABELS: &[&str] = &["app.kubernetes.io/component", "component"];
+
+pub(crate) fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |cur, key| cur.get(key))
+}
+
+pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    at(v, path).and_then(Value::as_str)
+}
+
+pub(crate) fn arr_at<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
+    at(v, path)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+pub(crate) fn map_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Map<String, Value>> {
+    at(v, path).and_then(Value::as_object)
+}
+
+/// A scalar as text (strings, numbers and booleans; YAML often types values).
+pub(crate) fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
+
+/// API group of an `apiVersion` (`""` for the core group).
+pub(crate) fn group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+}
+
+/// Kinds the engine understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Deployment,
+    StatefulSet,
+    ReplicaSet,
+    ReplicationController,
+    DeploymentConfig,
+    Pod,
+    StatelessApp,
+    Service,
+    Ingress,
+    ConfigMap,
+    Claim,
+    Volume,
+    Hpa,
+    ScaledObject,
+    BackendConfig,
+    DestinationRule,
+    IngressRoute,
+    TraefikService,
+    HttpRoute,
+    HttpProxy,
+}
+
+pub(crate) fn classify(kind: &str, api_version: &str) -> Option<Kind> {
+    let g = group(api_version);
+    let k = match (kind, g) {
+        ("Deployment", "apps" | "extensions") => Kind::Deployment,
+        ("StatefulSet", "apps") => Kind::StatefulSet,
+        ("ReplicaSet", "apps" | "extensions") => Kind::ReplicaSet,
+        ("ReplicationController", "") => Kind::ReplicationController,
+        ("DeploymentConfig", "apps.openshift.io" | "") => Kind::DeploymentConfig,
+        ("Pod", "") => Kind::Pod,
+        ("StatelessApp", "stateless.dev") => Kind::StatelessApp,
+        ("Service", "") => Kind::Service,
+        ("Ingress", "networking.k8s.io" | "extensions") => Kind::Ingress,
+        ("ConfigMap", "") => Kind::ConfigMap,
+        ("PersistentVolumeClaim", "") => Kind::Claim,
+        ("PersistentVolume", "") => Kind::Volume,
+        ("HorizontalPodAutoscaler", "autoscaling") => Kind::Hpa,
+        ("ScaledObject", "keda.sh") => Kind::ScaledObject,
+        ("BackendConfig", "cloud.google.com") => Kind::BackendConfig,
+        ("DestinationRule", "networking.istio.io") => Kind::DestinationRule,
+        ("IngressRoute", "traefik.io" | "traefik.containo.us") => Kind::IngressRoute,
+        ("TraefikService", "traefik.io" | "traefik.containo.us") => Kind::TraefikService,
+        ("HTTPRoute", "gateway.networking.k8s.io") => Kind::HttpRoute,
+        ("HTTPProxy", "projectcontour.io") => Kind::HttpProxy,
+        _ => return None,
+    };
+    Some(k)
+}
+
+/// How many replicas a workload asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replicas {
+    /// `spec.replicas` (omitted means 1).
+    Fixed { count: i64, explicit: bool },
+    /// A bare Pod.
+    BarePod,
+    /// StatelessApp `spec.replicas.min/max`.
+    Range { max: i64 },
+}
+
+/// A workload and what the index knows about it.
+#[derive(Debug)]
+pub(crate) struct Workload<'a> {
+    pub obj: usize,
+    pub kind: Kind,
+    pub kind_name: &'a str,
+    pub name: &'a str,
+    pub ns: &'a str,
+    /// Pod spec (synthetic for a StatelessApp).
+    pub pod_spec: Cow<'a, Value>,
+    /// Every label set its pods carry (its template plus owned workloads').
+    pub label_sets: Vec<BTreeMap<String, String>>,
+    /// Root owner in the input, when this workload is owned by one.
+    pub owner: Option<usize>,
+    pub replicas: Replicas,
+    /// Why the workload is stateful by design (excluded), if it is.
+    pub stateful: Option<String>,
+    /// A container declares a port that is not only metrics/probes.
+    pub traffic_port: bool,
+    /// A Service with a non-metrics port selects its pods.
+    pub traffic_service: bool,
+}
+
+impl Workload<'_> {
+    /// Application tier: evaluated by the workload rules.
+    pub fn is_app(&self) -> bool {
+        self.owner.is_none()
+            && self.stateful.is_none()
+            && (self.kind == Kind::StatelessApp || self.traffic_port || self.traffic_service)
+    }
+
+    fn prefix(&self) -> &'static str {
+        match self.kind {
+            Kind::Pod => "spec",
+            _ => "spec.template.spec",
+        }
+    }
+
+    /// Field path of container `i`.
+    pub fn container_path(&self, i: usize) -> String {
+        match self.kind {
+            Kind::StatelessApp => "spec".to_string(),
+            _ => format!("{}.containers[{i}]", self.prefix()),
+        }
+    }
+
+    /// Field path of volume `i`.
+    pub fn volume_path(&self, i: usize) -> String {
+        match self.kind {
+            Kind::StatelessApp => format!("spec.volumes[{i}]"),
+            _ => format!("{}.volumes[{i}]", self.prefix()),
+        }
+    }
+}
+
+/// Per-namespace lookups.
+#[derive(Debug, Default)]
+pub(crate) struct Namespace<'a> {
+    pub services: Vec<usize>,
+    pub services_by_name: HashMap<&'a str, Vec<usize>>,
+    pub config_maps: HashMap<&'a str, Vec<usize>>,
+    pub claims: HashMap<&'a str, Vec<usize>>,
+    /// (target kind, target name) → (autoscaler object, max replicas).
+    pub scalers: HashMap<(&'a str, &'a str), Vec<(usize, i64)>>,
+    /// label (key, value) → root workloads whose pods carry it.
+    pub postings: HashMap<(String, String), Vec<usize>>,
+    /// (kind, name) → workload indexes.
+    pub workloads_by_name: HashMap<(&'a str, &'a str), Vec<usize>>,
+}
+
+/// Which objects may refer to each other. Objects read from files that
+/// define the same object (same kind, namespace and name) are alternative
+/// renderings (chart variants, overlays): they never refer to each other.
+#[derive(Debug, Default)]
+pub(crate) struct Visibility {
+    file_of: Vec<Option<u32>>,
+    conflicts: HashSet<(u32, u32)>,
+}
+
+impl Visibility {
+    fn build(objects: &[Object]) -> Self {
+        let mut file_ids: HashMap<&str, u32> = HashMap::new();
+        let mut file_of = Vec::with_capacity(objects.len());
+        let mut defined: HashMap<(&str, &str, &str, &str), Vec<u32>> = HashMap::new();
+        for obj in objects {
+            let Some(src) = &obj.source else {
+                file_of.push(None);
+                continue;
+            };
+            let next = file_ids.len() as u32;
+            let id = *file_ids.entry(src.file.as_str()).or_insert(next);
+            file_of.push(Some(id));
+            let v = &obj.value;
+            let key = (
+                str_at(v, &["apiVersion"]).map(group).unwrap_or(""),
+                str_at(v, &["kind"]).unwrap_or(""),
+                ns_of(v),
+                name_of(v),
+            );
+            if key.1.is_empty() || key.3.is_empty() {
+                continue;
+            }
+            let files = defined.entry(key).or_default();
+            if !files.contains(&id) {
+                files.push(id);
+            }
+        }
+        let mut conflicts = HashSet::new();
+        for files in defined.values().filter(|f| f.len() > 1) {
+            for (i, &a) in files.iter().enumerate() {
+                for &b in &files[i + 1..] {
+                    conflicts.insert((a.min(b), a.max(b)));
+                }
+            }
+        }
+        Visibility { file_of, conflicts }
+    }
+
+    /// Whether object `a` may refer to object `b`.
+    pub fn sees(&self, a: usize, b: usize) -> bool {
+        match (self.file_of.get(a).copied().flatten(), self.file_of.get(b).copied().flatten()) {
+            (Some(fa), Some(fb)) if fa != fb => !self.conflicts.contains(&(fa.min(fb), fa.max(fb))),
+            _ => true,
+        }
+    }
+
+    fn same_file(&self, a: usize, b: usize) -> bool {
+        self.file_of.get(a) == self.file_of.get(b)
+    }
+
+    /// The candidate `from` should use: same file first, then any visible.
+    pub fn pick(&self, from: usize, candidates: &[usize]) -> Option<usize> {
+        candidates
+            .iter()
+            .copied()
+            .find(|&c| self.same_file(from, c))
+            .or_else(|| candidates.iter().copied().find(|&c| self.sees(from, c)))
+    }
+}
+
+/// Everything the rules need, built in one pass over the input.
+pub(crate) struct Index<'a> {
+    pub objects: &'a [Object],
+    pub kinds: Vec<Option<Kind>>,
+    pub namespaces: HashMap<&'a str, Namespace<'a>>,
+    pub workloads: Vec<Workload<'a>>,
+    /// PersistentVolumes (cluster-scoped).
+    pub volumes: Vec<usize>,
+    pub visibility: Visibility,
+    /// Service object index → root workloads it selects.
+    pub service_targets: HashMap<usize, Vec<usize>>,
+}
+
+pub(crate) fn name_of(v: &Value) -> &str {
+    str_at(v, &["metadata", "name"]).unwrap_or("")
+}
+
+/// Namespace bucket key: `""` when the manifest sets none.
+pub(crate) fn ns_of(v: &Value) -> &str {
+    str_at(v, &["metadata", "namespace"]).unwrap_or("")
+}
+
+fn string_map(v: Option<&Map<String, Value>>) -> BTreeMap<String, String> {
+    v.map(|m| {
+        m.iter()
+            .filter_map(|(k, v)| scalar_text(v).map(|s| (k.clone(), s.into_owned())))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn as_int(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The label set the operator puts on a StatelessApp's pods.
+pub(crate) fn stateless_app_labels(name: &str) -> BTreeMap<String, String> {
+    [
+        ("app.kubernetes.io/name", name),
+        ("app.kubernetes.io/instance", name),
+        ("app.kubernetes.io/managed-by", "stateless-operator"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// StatelessApp adapter: a pod spec with one container from the app spec.
+fn stateless_app_pod_spec(v: &Value) -> Value {
+    let spec = v.get("spec").unwrap_or(&Value::Null);
+    let mut container = Map::new();
+    container.insert("name".into(), json!("app"));
+    for key in ["image", "command", "args", "env", "envFrom", "volumeMounts"] {
+        if let Some(x) = spec.get(key) {
+            container.insert(key.into(), x.clone());
+        }
+    }
+    // The container security context is set by the operator's builder.
+    container.insert(
+        "securityContext".into(),
+        json!({"readOnlyRootFilesystem": true}),
+    );
+    json!({
+        "containers": [Value::Object(container)],
+        "volumes": spec.get("volumes").cloned().unwrap_or(Value::Null),
+    })
+}
+
+fn stateful_reason(v: &Value, pod_spec: &Value, template_labels: &BTreeMap<String, String>) -> Option<String> {
+    let own = string_map(map_at(v, &["metadata", "labels"]));
+    for labels in [&own, template_labels] {
+        for key in COMPONENT_LABELS {
+            if let Some(val) = labels.get(*key)
+                && patterns::stateful_component(val)
+            {
+                return Some(format!("label {key}={val}"));
+            }
+        }
+        for key in NAME_LABELS {
+            if let Some(val) = labels.get(*key)
+                && patterns::stateful_name(val)
+            {
+                return Some(format!("label {key}={val}"));
+            }
+        }
+    }
+    let image = arr_at(pod_spec, &["containers"])
+        .first()
+        .and_then(|c| str_at(c, &["image"]))?;
+    patterns::stateful_image(image).map(|known| format!("image {known}"))
+}
+
+fn traffic_port(pod_spec: &Value) -> bool {
+    arr_at(pod_spec, &["containers"]).iter().any(|c| {
+        arr_at(c, &["ports"]).iter().any(|p| {
+            p.get("containerPort").is_some()
+                && !str_at(p, &["name"]).is_some_and(patterns::metrics_port_name)
+        })
+    })
+}
+
+/// A Service port that carries traffic (not only metrics/probes).
+pub(crate) fn service_has_traffic_port(svc: &Value) -> bool {
+    let ports = arr_at(svc, &["spec", "ports"]);
+    ports.is_empty()
+        || ports.iter().any(|p| {
+            let named_metrics = str_at(p, &["name"]).is_some_and(patterns::metrics_port_name);
+            let target_metrics =
+                str_at(p, &["targetPort"]).is_some_and(patterns::metrics_port_name);
+            !(named_metrics || target_metrics)
+        })
+}
+
+impl<'a> Index<'a> {
+    pub fn build(objects: &'a [Object]) -> Self {
+        let mut index = Index {
+            objects,
+            kinds: Vec::with_capacity(objects.len()),
+            namespaces: HashMap::new(),
+            workloads: Vec::new(),
+            volumes: Vec::new(),
+            visibility: Visibility::build(objects),
+            service_targets: HashMap::new(),
+        };
+        for (i, obj) in objects.iter().enumerate() {
+            let v = &obj.value;
+            let kind = match (str_at(v, &["kind"]), str_at(v, &["apiVersion"])) {
+                (Some(k), Some(a)) => classify(k, a),
+                _ => None,
+            };
+            index.kinds.push(kind);
+            let Some(kind) = kind else { continue };
+            let name = name_of(v);
+            let ns_key = ns_of(v);
+            let ns = index.namespaces.entry(ns_key).or_default();
+            match kind {
+                Kind::Service => {
+                    ns.services.push(i);
+                    ns.services_by_name.entry(name).or_default().push(i);
+                }
+                Kind::ConfigMap => {
+                    ns.config_maps.entry(name).or_default().push(i);
+                }
+                Kind::Claim => {
+                    ns.claims.entry(name).or_default().push(i);
+                }
+                Kind::Volume => index.volumes.push(i),
+                Kind::Hpa | Kind::ScaledObject => {
+                    let target_kind =
+                        str_at(v, &["spec", "scaleTargetRef", "kind"]).unwrap_or("Deployment");
+                    let Some(target) = str_at(v, &["spec", "scaleTargetRef", "name"]) else {
+                        continue;
+                    };
+                    let max = if kind == Kind::Hpa {
+                        as_int(at(v, &["spec", "maxReplicas"])).unwrap_or(0)
+                    } else {
+                        // KEDA's default maxReplicaCount is 100.
+                        as_int(at(v, &["spec", "maxReplicaCount"])).unwrap_or(100)
+                    };
+                    ns.scalers
+                        .entry((target_kind, target))
+                        .or_default()
+                        .push((i, max));
+                }
+                Kind::Deployment
+                | Kind::StatefulSet
+                | Kind::ReplicaSet
+                | Kind::ReplicationController
+                | Kind::DeploymentConfig
+                | Kind::Pod
+                | Kind::StatelessApp => {
+                    let kind_name = str_at(v, &["kind"]).unwrap_or("");
+                    let w = workload(i, kind, kind_name, name, ns_key, v);
+                    ns.workloads_by_name
+                        .entry((kind_name, name))
+                        .or_default()
+                        .push(index.workloads.len());
+                    index.workloads.push(w);
+                }
+                _ => {}
+            }
+        }
+        index.resolve_owners();
+        index.build_postings();
+        index.match_services();
+        index
+    }
+
+    /// Fold owned workloads into their root owner.
+    fn resolve_owners(&mut self) {
+        let mut direct: Vec<Option<usize>> = vec![None; self.workloads.len()];
+        for (wi, w) in self.workloads.iter().enumerate() {
+            let v = &self.objects[w.obj].value;
+            let Some(ns) = self.namespaces.get(w.ns) else {
+                continue;
+            };
+            let owners = arr_at(v, &["metadata", "ownerReferences"]);
+            let controller = owners
+                .iter()
+                .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
+                .or(if owners.len() == 1 { owners.first() } else { None });
+            if let Some(o) = controller
+                && let (Some(k), Some(n)) = (str_at(o, &["kind"]), str_at(o, &["name"]))
+                && let Some(cands) = ns.workloads_by_name.get(&(k, n))
+                && let Some(owner) = cands
+                    .iter()
+                    .copied()
+                    .find(|&c| c != wi && self.visibility.sees(w.obj, self.workloads[c].obj))
+            {
+                direct[wi] = Some(owner);
+            }
+        }
+        for wi in 0..self.workloads.len() {
+            let mut root = wi;
+            let mut hops = 0;
+            while let Some(next) = direct[root] {
+                root = next;
+                hops += 1;
+                if hops > 8 || root == wi {
+                    break;
+                }
+            }
+            if root != wi && direct[root].is_none() {
+                self.workloads[wi].owner = Some(root);
+                let sets = self.workloads[wi].label_sets.clone();
+                self.workloads[root].label_sets.extend(sets);
+            }
+        }
+    }
+
+    fn build_postings(&mut self) {
+        for (wi, w) in self.workloads.iter().enumerate() {
+            if w.owner.is_some() {
+                continue;
+            }
+            let Some(ns) = self.namespaces.get_mut(w.ns) else {
+                continue;
+            };
+            for set in &w.label_sets {
+                for (k, v) in set {
+                    let list = ns.postings.entry((k.clone(), v.clone())).or_default();
+                    if list.last() != Some(&wi) {
+                        list.push(wi);
+                    }
+                }
+            }
+        }
+    }
+
+    fn match_services(&mut self) {
+        let mut targets: HashMap<usize, Vec<usize>> = HashMap::new();
+        for ns in self.namespaces.values() {
+            for &si in &ns.services {
+                let svc = &self.objects[si].value;
+                let selector = string_map(map_at(svc, &["spec", "selector"]));
+                if selector.is_empty() {
+                    continue;
+                }
+                // Start from the rarest label, then check the whole selector.
+                let Some(candidates) = selector
+                    .iter()
+                    .map(|(k, v)| {
+                        ns.postings
+                            .get(&(k.clone(), v.clone()))
+                            .map(Vec::as_slice)
+                            .unwrap_or(&[])
+                    })
+                    .min_by_key(|list| list.len())
+                else {
+                    continue;
+                };
+                let selected: Vec<usize> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&wi| {
+                        self.visibility.sees(si, self.workloads[wi].obj)
+                            && self.workloads[wi].label_sets.iter().any(|set| {
+                            selector.iter().all(|(k, v)| set.get(k) == Some(v))
+                        })
+                    })
+                    .collect();
+                if !selected.is_empty() {
+                    targets.insert(si, selected);
+                }
+            }
+        }
+        for (&si, selected) in &targets {
+            if service_has_traffic_port(&self.objects[si].value) {
+                for &wi in selected {
+                    self.workloads[wi].traffic_service = true;
+                }
+            }
+        }
+        self.service_targets = targets;
+    }
+
+    /// The ConfigMap `from` refers to by name, and its `data`.
+    pub fn config_map_data(&self, from: usize, ns: &str, name: &str) -> Option<&'a Map<String, Value>> {
+        let cands = self.namespaces.get(ns)?.config_maps.get(name)?;
+        let i = self.visibility.pick(from, cands)?;
+        map_at(&self.objects[i].value, &["data"])
+    }
+
+    /// The claim `from` refers to by name.
+    pub fn claim(&self, from: usize, ns: &str, name: &str) -> Option<(usize, &'a Value)> {
+        let cands = self.namespaces.get(ns)?.claims.get(name)?;
+        self.visibility.pick(from, cands).map(|i| (i, &self.objects[i].value))
+    }
+
+    /// The PersistentVolume a claim is (or will be) bound to, when the input
+    /// says: `spec.volumeName`, a PV `claimRef` naming it, or for a claim with
+    /// `storageClassName: ""` (static binding) the one PV with no storage
+    /// class that offers the claim's access modes.
+    pub fn bound_volume(&self, claim_obj: usize, claim: &Value, ns: &str) -> Option<&'a Value> {
+        let name = name_of(claim);
+        let visible = || {
+            self.volumes
+                .iter()
+                .copied()
+                .filter(move |&pv| self.visibility.sees(claim_obj, pv))
+                .map(|pv| &self.objects[pv].value)
+        };
+        if let Some(vn) = str_at(claim, &["spec", "volumeName"]) {
+            return visible().find(|pv| name_of(pv) == vn);
+        }
+        if let Some(pv) = visible().find(|pv| {
+            str_at(pv, &["spec", "claimRef", "name"]) == Some(name)
+                && str_at(pv, &["spec", "claimRef", "namespace"]).is_none_or(|n| n == ns || ns.is_empty())
+        }) {
+            return Some(pv);
+        }
+        if str_at(claim, &["spec", "storageClassName"]) != Some("") {
+            return None;
+        }
+        let wanted: Vec<&str> = arr_at(claim, &["spec", "accessModes"])
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut candidates = visible().filter(|pv| {
+            str_at(pv, &["spec", "storageClassName"]).is_none_or(str::is_empty)
+                && at(pv, &["spec", "claimRef"]).is_none()
+                && wanted.iter().all(|m| {
+                    arr_at(pv, &["spec", "accessModes"]).iter().any(|x| x.as_str() == Some(m))
+                })
+        });
+        let first = candidates.next()?;
+        candidates.next().is_none().then_some(first)
+    }
+
+    /// The Service `from` refers to by name.
+    pub fn service(&self, from: usize, ns: &str, name: &str) -> Option<usize> {
+        let cands = self.namespaces.get(ns)?.services_by_name.get(name)?;
+        self.visibility.pick(from, cands)
+    }
+
+    /// Max replicas of the autoscalers targeting a workload, if any.
+    pub fn scaler_max(&self, w: &Workload<'_>) -> Option<i64> {
+        self.namespaces
+            .get(w.ns)?
+            .scalers
+            .get(&(w.kind_name, w.name))?
+            .iter()
+            .filter(|(hpa, _)| self.visibility.sees(w.obj, *hpa))
+            .map(|(_, max)| *max)
+            .max()
+    }
+}
+
+fn workload<'a>(
+    obj: usize,
+    kind: Kind,
+    kind_name: &'a str,
+    name: &'a str,
+    ns: &'a str,
+    v: &'a Value,
+) -> Workload<'a> {
+    let (pod_spec, labels, replicas) = match kind {
+        Kind::StatelessApp => {
+            let mut labels = string_map(map_at(v, &["metadata", "labels"]));
+            labels.extend(stateless_app_labels(name));
+            let max = as_int(at(v, &["spec", "replicas", "max"]))
+                .or_else(|| as_int(at(v, &["spec", "replicas", "min"])))
+                .unwrap_or(1);
+            (
+                Cow::Owned(stateless_app_pod_spec(v)),
+                labels,
+                Replicas::Range { max },
+            )
+        }
+        Kind::Pod => (
+            Cow::Borrowed(v.get("spec").unwrap_or(&Value::Null)),
+            string_map(map_at(v, &["metadata", "labels"])),
+            Replicas::BarePod,
+        ),
+        _ => {
+            let replicas = at(v, &["spec", "replicas"]);
+            (
+                Cow::Borrowed(at(v, &["spec", "template", "spec"]).unwrap_or(&Value::Null)),
+                string_map(map_at(v, &["spec", "template", "metadata", "labels"])),
+                Replicas::Fixed {
+                    count: as_int(replicas).unwrap_or(1),
+                    explicit: replicas.is_some_and(|r| !r.is_null()),
+                },
+            )
+        }
+    };
+    let stateful = stateful_reason(v, &pod_spec, &labels);
+    let traffic_port = traffic_port(&pod_spec);
+    Workload {
+        obj,
+        kind,
+        kind_name,
+        name,
+        ns,
+        pod_spec,
+        label_sets: vec![labels],
+        owner: None,
+        replicas,
+        stateful,
+        traffic_port,
+        traffic_service: false,
+    }
+}

@@ -1,0 +1,1 @@
+//! Unit tests of the rule engine (filled below).
