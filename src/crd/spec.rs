@@ -51,9 +51,7 @@ pub const DEFAULT_PERSISTENCE_SIZE: &str = "1Gi";
 /// Default key, in the external session-store Secret, holding the URL.
 pub const DEFAULT_EXTERNAL_SECRET_KEY: &str = "url";
 
-/// A stateless web application: a Deployment scaled by an HPA, exposed by a
-/// Service, protected by a PodDisruptionBudget, with sessions kept out of the
-/// pods in a session store (a managed Redis, an external one, or none).
+/// Desired state of the application: its container, replica bounds and autoscaling, Service, session store and policy.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "stateless.dev",
