@@ -4,6 +4,8 @@
 //! `lint` can use the documented 0/1/2 convention and the others 0/1.
 
 pub mod crd;
+pub mod lint;
+pub mod rules;
 
 use std::process::ExitCode;
 
@@ -22,6 +24,10 @@ pub struct Cli {
 pub enum Command {
     /// Print the StatelessApp CustomResourceDefinition as YAML.
     Crd,
+    /// Check Kubernetes manifests offline for state in the application tier.
+    Lint(lint::LintArgs),
+    /// Print the statelessness rule catalogue.
+    Rules(rules::RulesArgs),
 }
 
 /// Parse arguments, run the subcommand and map its outcome to an exit code.
@@ -29,5 +35,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => crd::run(),
+        Command::Lint(args) => lint::run(&args),
+        Command::Rules(args) => rules::run(&args),
     }
 }
