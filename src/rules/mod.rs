@@ -30,6 +30,7 @@ use serde_json::Value;
 pub use catalogue::{
     CATALOGUE, RuleId, RuleInfo, Severity, UnknownRule, UnknownSeverity, valid_rule_names,
 };
+pub use model::stateless_app_pod_labels;
 pub use patterns::{DEFAULT_UPLOAD_PATHS, glob_match};
 
 /// Annotation listing waived rules on an object: `stateless.dev/allow: rule[,rule]`

@@ -55,11 +55,11 @@ Services that reference them in `cloud.google.com/backend-config`; an edge objec
 when every backend is known and none is application tier.
 
 `StatelessApp` is read through a small adapter: `spec.image`, `spec.command`, `spec.args`, \
-`spec.env[]`, `spec.envFrom[]`, `spec.volumes[]`, `spec.volumeMounts[]`, `spec.replicas.min`/`max` \
-(autoscaled when `max >= 2`) and `spec.service.sessionAffinity`. Its pods are taken to carry \
-`app.kubernetes.io/name: <name>`, `app.kubernetes.io/instance: <name>` and \
-`app.kubernetes.io/managed-by: stateless-operator`, plus the pod labels of any workload it owns in \
-the input.
+`spec.ports[]`, `spec.env[]`, `spec.envFrom[]`, `spec.volumes[]`, `spec.volumeMounts[]`, \
+`spec.replicas.max` (autoscaled when `max >= 2`; the CRD default is 10) and \
+`spec.service.sessionAffinity`. Its pods carry the labels the operator's builder sets \
+(`app.kubernetes.io/name` and `instance` and `part-of` = the app name, `component: app`, \
+`managed-by: stateless-operator`), plus the pod labels of any workload it owns in the input.
 
 **Waivers.** `metadata.annotations[\"stateless.dev/allow\"]: rule[,rule]` (or `*`) on the object a \
 finding is on waives that rule for that object; `stateless.dev/allow-reason` says why. Waived \
@@ -352,11 +352,15 @@ fn as_int(v: Option<&Value>) -> Option<i64> {
     }
 }
 
-/// The label set the operator puts on a StatelessApp's pods.
-pub(crate) fn stateless_app_labels(name: &str) -> BTreeMap<String, String> {
+/// The label set the operator puts on a StatelessApp's pods; must equal
+/// `build::labels::app(name)` (checked by `tests/lint_engine.rs`). Kept here
+/// so the engine does not depend on the builders.
+pub fn stateless_app_pod_labels(name: &str) -> BTreeMap<String, String> {
     [
         ("app.kubernetes.io/name", name),
         ("app.kubernetes.io/instance", name),
+        ("app.kubernetes.io/component", "app"),
+        ("app.kubernetes.io/part-of", name),
         ("app.kubernetes.io/managed-by", "stateless-operator"),
     ]
     .into_iter()
@@ -369,7 +373,7 @@ fn stateless_app_pod_spec(v: &Value) -> Value {
     let spec = v.get("spec").unwrap_or(&Value::Null);
     let mut container = Map::new();
     container.insert("name".into(), json!("app"));
-    for key in ["image", "command", "args", "env", "envFrom", "volumeMounts"] {
+    for key in ["image", "command", "args", "ports", "env", "envFrom", "volumeMounts"] {
         if let Some(x) = spec.get(key) {
             container.insert(key.into(), x.clone());
         }
@@ -696,10 +700,9 @@ fn workload<'a>(
     let (pod_spec, labels, replicas) = match kind {
         Kind::StatelessApp => {
             let mut labels = string_map(map_at(v, &["metadata", "labels"]));
-            labels.extend(stateless_app_labels(name));
-            let max = as_int(at(v, &["spec", "replicas", "max"]))
-                .or_else(|| as_int(at(v, &["spec", "replicas", "min"])))
-                .unwrap_or(1);
+            labels.extend(stateless_app_pod_labels(name));
+            // CRD defaults: min 2, max 10.
+            let max = as_int(at(v, &["spec", "replicas", "max"])).unwrap_or(10);
             (
                 Cow::Owned(stateless_app_pod_spec(v)),
                 labels,

@@ -1,1 +1,837 @@
-//! Unit tests of the rule engine (filled below).
+//! Unit tests: every rule positive and negative, scoping, waivers, adapter.
+
+use serde_json::{Value, json};
+
+use super::patterns::*;
+use super::*;
+
+fn deployment(name: &str, pod_spec: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec}
+        }
+    })
+}
+
+/// A web container (port 8080) with a read-only root filesystem.
+fn web(extra: Value) -> Value {
+    let mut c = json!({
+        "name": "web", "image": "example/shop:1.0",
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "securityContext": {"readOnlyRootFilesystem": true}
+    });
+    if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    c
+}
+
+fn service(name: &str, selector: Value, extra: Value) -> Value {
+    let mut s = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"selector": selector, "ports": [{"name": "http", "port": 80}]}
+    });
+    if let (Some(spec), Some(extra)) = (s["spec"].as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    s
+}
+
+fn run(objects: Vec<Value>) -> Vec<Finding> {
+    let objs: Vec<Object> = objects.into_iter().map(Object::new).collect();
+    evaluate(&objs, &Config::default())
+}
+
+fn of(findings: &[Finding], rule: RuleId) -> Vec<&Finding> {
+    findings.iter().filter(|f| f.rule == rule).collect()
+}
+
+fn paths(findings: &[Finding], rule: RuleId) -> Vec<String> {
+    of(findings, rule).iter().map(|f| f.path.clone()).collect()
+}
+
+// ---------- catalogue and config ----------
+
+#[test]
+fn catalogue_is_in_rule_order_with_unique_names() {
+    assert_eq!(catalogue().len(), RuleId::ALL.len());
+    for (info, id) in catalogue().iter().zip(RuleId::ALL) {
+        assert_eq!(info.id, id);
+        assert_eq!(id.info().name(), id.as_str());
+        assert_eq!(id.as_str().parse::<RuleId>(), Ok(id));
+        assert!(!info.why.is_empty() && !info.remediation.is_empty());
+    }
+    assert_eq!(RuleId::WritableRootFs.info().severity, Severity::Low);
+    assert!(Severity::Low < Severity::Medium && Severity::Medium < Severity::High);
+    let err = "nope".parse::<RuleId>().unwrap_err().to_string();
+    assert!(err.contains("session-affinity") && err.contains("in-process-scheduler"), "{err}");
+}
+
+#[test]
+fn finding_json_has_exactly_the_stable_fields() {
+    let f = run(vec![service("web", json!({"app": "web"}), json!({"sessionAffinity": "ClientIP"}))]);
+    let v = serde_json::to_value(&f[0]).unwrap_or_default();
+    let mut keys: Vec<&str> = v.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["kind", "message", "name", "namespace", "path", "remediation", "rule", "severity", "waived"]
+    );
+    assert_eq!(v["rule"], "session-affinity");
+    assert_eq!(v["severity"], "high");
+    let sourced = evaluate(
+        &[Object::with_source(
+            service("web", json!({"app": "web"}), json!({"sessionAffinity": "ClientIP"})),
+            "svc.yaml",
+            7,
+        )],
+        &Config::default(),
+    );
+    let v = serde_json::to_value(&sourced[0]).unwrap_or_default();
+    assert_eq!((v["file"].as_str(), v["line"].as_u64()), (Some("svc.yaml"), Some(7)));
+}
+
+#[test]
+fn config_selects_rules_and_min_severity() {
+    let objs = vec![
+        deployment("shop", json!({"containers": [web(json!({"securityContext": {}}))]})),
+        service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP"})),
+    ];
+    let all = run(objs.clone());
+    assert_eq!(of(&all, RuleId::WritableRootFs).len(), 1);
+    assert_eq!(of(&all, RuleId::SessionAffinity).len(), 1);
+    let objects: Vec<Object> = objs.into_iter().map(Object::new).collect();
+    let mut cfg = Config::default();
+    cfg.select_rules(&[RuleId::WritableRootFs, RuleId::SessionAffinity], &[RuleId::SessionAffinity]);
+    let only = evaluate(&objects, &cfg);
+    assert!(only.iter().all(|f| f.rule == RuleId::WritableRootFs) && !only.is_empty());
+    let cfg = Config {
+        min_severity: Severity::Medium,
+        ..Config::default()
+    };
+    let serious = evaluate(&objects, &cfg);
+    assert!(serious.iter().all(|f| f.severity >= Severity::Medium));
+    assert_eq!(of(&serious, RuleId::SessionAffinity).len(), 1);
+}
+
+// ---------- session-affinity ----------
+
+#[test]
+fn session_affinity_on_service_selecting_app_pods() {
+    let f = run(vec![
+        deployment("shop", json!({"containers": [web(json!({}))]})),
+        service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP"})),
+    ]);
+    let hits = of(&f, RuleId::SessionAffinity);
+    assert_eq!(hits.len(), 1);
+    assert_eq!((hits[0].kind.as_str(), hits[0].name.as_str()), ("Service", "shop"));
+    assert_eq!(hits[0].path, "spec.sessionAffinity");
+    assert_eq!(hits[0].namespace.as_deref(), Some("shop"));
+    assert!(hits[0].message.contains("application pods"), "{}", hits[0].message);
+}
+
+#[test]
+fn session_affinity_none_is_fine() {
+    let f = run(vec![
+        deployment("shop", json!({"containers": [web(json!({}))]})),
+        service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "None"})),
+    ]);
+    assert!(of(&f, RuleId::SessionAffinity).is_empty());
+}
+
+#[test]
+fn session_affinity_on_database_service_is_not_reported() {
+    let db = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "shop"},
+        "spec": {"template": {"metadata": {"labels": {"app": "db"}},
+            "spec": {"containers": [{"name": "pg", "image": "docker.io/library/postgres:16",
+                "ports": [{"containerPort": 5432}]}]}}}
+    });
+    let f = run(vec![db, service("db", json!({"app": "db"}), json!({"sessionAffinity": "ClientIP"}))]);
+    assert!(of(&f, RuleId::SessionAffinity).is_empty(), "{f:?}");
+}
+
+#[test]
+fn session_affinity_unknown_selection_is_reported_unless_it_names_a_data_store() {
+    let f = run(vec![service("web", json!({"app": "web"}), json!({"sessionAffinity": "ClientIP"}))]);
+    assert_eq!(of(&f, RuleId::SessionAffinity).len(), 1);
+    let f = run(vec![service(
+        "cache",
+        json!({"app.kubernetes.io/name": "redis"}),
+        json!({"sessionAffinity": "ClientIP"}),
+    )]);
+    assert!(of(&f, RuleId::SessionAffinity).is_empty());
+}
+
+#[test]
+fn session_affinity_skips_headless_and_selectorless_services() {
+    let f = run(vec![
+        deployment("shop", json!({"containers": [web(json!({}))]})),
+        service("h", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP", "clusterIP": "None"})),
+        service("ext", json!({}), json!({"sessionAffinity": "ClientIP"})),
+    ]);
+    assert!(of(&f, RuleId::SessionAffinity).is_empty(), "{f:?}");
+}
+
+#[test]
+fn session_affinity_matches_selectors_only_within_a_namespace() {
+    let mut other = service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP"}));
+    other["metadata"]["namespace"] = json!("elsewhere");
+    let mut db = deployment("shop", json!({"containers": [{"name": "r", "image": "redis:7", "ports": [{"containerPort": 6379}]}]}));
+    db["metadata"]["namespace"] = json!("elsewhere");
+    // In `elsewhere` the Service selects redis: not reported, although an
+    // app with the same labels exists in `shop`.
+    let f = run(vec![deployment("shop", json!({"containers": [web(json!({}))]})), other, db]);
+    assert!(of(&f, RuleId::SessionAffinity).is_empty(), "{f:?}");
+}
+
+// ---------- sticky-ingress ----------
+
+fn ingress(annotations: Value, backend: Value) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "shop", "namespace": "shop", "annotations": annotations},
+        "spec": {"rules": [{"host": "shop.example", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}]}
+    })
+}
+
+#[test]
+fn sticky_nginx_cookie_affinity() {
+    let f = run(vec![ingress(
+        json!({"nginx.ingress.kubernetes.io/affinity": "cookie", "nginx.ingress.kubernetes.io/session-cookie-name": "route"}),
+        json!({"service": {"name": "shop", "port": {"number": 80}}}),
+    )]);
+    assert_eq!(paths(&f, RuleId::StickyIngress), [r#"metadata.annotations["nginx.ingress.kubernetes.io/affinity"]"#]);
+    assert!(f[0].message.contains("route"));
+}
+
+#[test]
+fn sticky_nginx_ip_hash_but_not_uri_hash() {
+    let f = run(vec![ingress(
+        json!({"nginx.ingress.kubernetes.io/upstream-hash-by": "$binary_remote_addr"}),
+        json!({"service": {"name": "shop"}}),
+    )]);
+    assert_eq!(of(&f, RuleId::StickyIngress).len(), 1);
+    let f = run(vec![ingress(
+        json!({"nginx.ingress.kubernetes.io/upstream-hash-by": "$request_uri"}),
+        json!({"service": {"name": "shop"}}),
+    )]);
+    assert!(of(&f, RuleId::StickyIngress).is_empty());
+}
+
+#[test]
+fn sticky_other_annotation_families() {
+    for (key, value) in [
+        ("haproxy.org/cookie-persistence", "srv"),
+        ("haproxy-ingress.github.io/affinity", "cookie"),
+        ("ingress.kubernetes.io/affinity", "cookie"),
+        ("haproxy.org/load-balance", "source"),
+        ("alb.ingress.kubernetes.io/target-group-attributes", "deregistration_delay.timeout_seconds=30, stickiness.enabled=true"),
+        ("traefik.ingress.kubernetes.io/service.sticky.cookie", "true"),
+    ] {
+        let f = run(vec![ingress(json!({key: value}), json!({"serviceName": "shop", "servicePort": 80}))]);
+        assert_eq!(of(&f, RuleId::StickyIngress).len(), 1, "{key}");
+    }
+    let f = run(vec![ingress(
+        json!({"alb.ingress.kubernetes.io/target-group-attributes": "stickiness.enabled=false"}),
+        json!({"serviceName": "shop"}),
+    )]);
+    assert!(f.iter().all(|f| f.rule != RuleId::StickyIngress));
+}
+
+#[test]
+fn sticky_traefik_on_service_and_aws_nlb() {
+    let mut svc = service("shop", json!({"app": "shop"}), json!({}));
+    svc["metadata"]["annotations"] = json!({
+        "traefik.ingress.kubernetes.io/service.sticky.cookie": "true",
+        "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "stickiness.enabled=true,stickiness.type=source_ip"
+    });
+    let f = run(vec![deployment("shop", json!({"containers": [web(json!({}))]})), svc]);
+    assert_eq!(of(&f, RuleId::StickyIngress).len(), 2);
+}
+
+#[test]
+fn sticky_ingress_to_a_database_only_is_not_reported() {
+    let db = deployment("db", json!({"containers": [{"name": "m", "image": "mysql:8", "ports": [{"containerPort": 3306}]}]}));
+    let f = run(vec![
+        db,
+        service("db", json!({"app": "db"}), json!({})),
+        ingress(json!({"nginx.ingress.kubernetes.io/affinity": "cookie"}), json!({"service": {"name": "db"}})),
+    ]);
+    assert!(of(&f, RuleId::StickyIngress).is_empty(), "{f:?}");
+}
+
+#[test]
+fn sticky_crd_objects_read_as_json() {
+    let objs = vec![
+        json!({"apiVersion": "cloud.google.com/v1", "kind": "BackendConfig", "metadata": {"name": "bc", "namespace": "shop"},
+               "spec": {"sessionAffinity": {"affinityType": "GENERATED_COOKIE"}}}),
+        json!({"apiVersion": "cloud.google.com/v1", "kind": "BackendConfig", "metadata": {"name": "none", "namespace": "shop"},
+               "spec": {"sessionAffinity": {"affinityType": "NONE"}}}),
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "dr", "namespace": "shop"},
+               "spec": {"host": "shop.shop.svc.cluster.local",
+                        "trafficPolicy": {"portLevelSettings": [{"port": {"number": 80}, "loadBalancer": {"consistentHash": {"useSourceIp": true}}}]},
+                        "subsets": [{"name": "v1", "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpCookie": {"name": "u", "ttl": "0s"}}}}}]}}),
+        json!({"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": {"name": "ir", "namespace": "shop"},
+               "spec": {"routes": [{"match": "Host(`a`)", "services": [{"name": "shop", "port": 80, "sticky": {"cookie": {"name": "s"}}}]}]}}),
+    ];
+    let f = run(objs);
+    let mut p = paths(&f, RuleId::StickyIngress);
+    p.sort();
+    assert_eq!(
+        p,
+        [
+            "spec.routes[0].services[0].sticky.cookie",
+            "spec.sessionAffinity.affinityType",
+            "spec.subsets[0].trafficPolicy.loadBalancer.consistentHash.httpCookie",
+            "spec.trafficPolicy.portLevelSettings[0].loadBalancer.consistentHash.useSourceIp",
+        ]
+    );
+}
+
+#[test]
+fn destination_rule_host_resolves_to_a_service() {
+    let db = deployment("db", json!({"containers": [{"name": "r", "image": "valkey/valkey:8", "ports": [{"containerPort": 6379}]}]}));
+    let dr = json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule", "metadata": {"name": "dr", "namespace": "shop"},
+        "spec": {"host": "db", "trafficPolicy": {"loadBalancer": {"consistentHash": {"useSourceIp": true}}}}});
+    let f = run(vec![db, service("db", json!({"app": "db"}), json!({})), dr]);
+    assert!(of(&f, RuleId::StickyIngress).is_empty(), "{f:?}");
+}
+
+// ---------- host-path ----------
+
+#[test]
+fn host_path_in_app_pod() {
+    let f = run(vec![deployment("shop", json!({
+        "containers": [web(json!({"volumeMounts": [{"name": "data", "mountPath": "/data"}]}))],
+        "volumes": [{"name": "data", "hostPath": {"path": "/srv/shop"}}]
+    }))]);
+    assert_eq!(paths(&f, RuleId::HostPath), ["spec.template.spec.volumes[0].hostPath"]);
+}
+
+#[test]
+fn host_path_read_only_mount_is_fine() {
+    let f = run(vec![deployment("shop", json!({
+        "containers": [web(json!({"volumeMounts": [{"name": "tz", "mountPath": "/etc/localtime", "readOnly": true}]}))],
+        "volumes": [{"name": "tz", "hostPath": {"path": "/etc/localtime"}}]
+    }))]);
+    assert!(of(&f, RuleId::HostPath).is_empty());
+}
+
+#[test]
+fn host_path_in_daemonset_is_not_reported() {
+    let ds = json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"template": {"metadata": {"labels": {"app": "agent"}}, "spec": {
+            "containers": [{"name": "a", "image": "quay.io/prometheus/node-exporter", "ports": [{"containerPort": 9100}],
+                "volumeMounts": [{"name": "root", "mountPath": "/host"}]}],
+            "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}}}
+    });
+    assert!(run(vec![ds]).is_empty());
+}
+
+#[test]
+fn host_path_through_a_bound_persistent_volume() {
+    let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv1"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/mnt/data"}}});
+    let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop"},
+        "spec": {"storageClassName": "", "accessModes": ["ReadWriteOnce"]}});
+    let f = run(vec![pv, pvc, deployment("shop", json!({
+        "containers": [web(json!({"volumeMounts": [{"name": "d", "mountPath": "/data"}]}))],
+        "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]
+    }))]);
+    assert_eq!(paths(&f, RuleId::HostPath), ["spec.template.spec.volumes[0].persistentVolumeClaim"]);
+    assert!(of(&f, RuleId::HostPath)[0].message.contains("/mnt/data"));
+}
+
+// ---------- local-upload-dir ----------
+
+#[test]
+fn upload_dir_on_empty_dir() {
+    let f = run(vec![deployment("shop", json!({
+        "containers": [web(json!({"volumeMounts": [
+            {"name": "up", "mountPath": "/var/www/html/wp-content/uploads"},
+            {"name": "tmp", "mountPath": "/tmp"}]}))],
+        "volumes": [{"name": "up", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    }))]);
+    assert_eq!(paths(&f, RuleId::LocalUploadDir), ["spec.template.spec.containers[0].volumeMounts[0].mountPath"]);
+}
+
+#[test]
+fn upload_dir_on_shared_claim_or_config_map_is_fine() {
+    let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "shared", "namespace": "shop"},
+        "spec": {"accessModes": ["ReadWriteMany"]}});
+    let f = run(vec![pvc, deployment("shop", json!({
+        "containers": [web(json!({"volumeMounts": [
+            {"name": "up", "mountPath": "/app/uploads"}, {"name": "cm", "mountPath": "/app/media"}]}))],
+        "volumes": [{"name": "up", "persistentVolumeClaim": {"claimName": "shared"}}, {"name": "cm", "configMap": {"name": "x"}}]
+    }))]);
+    assert!(of(&f, RuleId::LocalUploadDir).is_empty(), "{f:?}");
+    assert!(of(&f, RuleId::PvcAppTier).is_empty(), "{f:?}");
+}
+
+#[test]
+fn upload_dir_extra_pattern_from_config() {
+    let objs = vec![Object::new(deployment("shop", json!({
+        "containers": [web(json!({"volumeMounts": [{"name": "d", "mountPath": "/srv/blobs"}]}))],
+        "volumes": [{"name": "d", "emptyDir": {}}]
+    })))];
+    assert!(evaluate(&objs, &Config::default()).iter().all(|f| f.rule != RuleId::LocalUploadDir));
+    let mut cfg = Config::default();
+    cfg.upload_paths.push("/srv/blobs*".into());
+    assert_eq!(of(&evaluate(&objs, &cfg), RuleId::LocalUploadDir).len(), 1);
+}
+
+#[test]
+fn upload_env_vars_direct_and_from_config_map() {
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"},
+        "data": {"MEDIA_ROOT": "/app/media", "MEDIA_URL": "/media/"}});
+    let f = run(vec![cm, deployment("shop", json!({"containers": [web(json!({
+        "env": [{"name": "UPLOAD_DIR", "value": "/data/uploads"}, {"name": "UPLOAD_URL", "value": "s3://b/u"},
+                {"name": "FILE_UPLOAD_DIR", "value": "s3://bucket/up"}],
+        "envFrom": [{"configMapRef": {"name": "cfg"}}]
+    }))]}))]);
+    let mut p = paths(&f, RuleId::LocalUploadDir);
+    p.sort();
+    assert_eq!(
+        p,
+        ["spec.template.spec.containers[0].envFrom[0].configMapRef", "spec.template.spec.containers[0].env[0].value"]
+    );
+}
+
+// ---------- pvc-app-tier ----------
+
+#[test]
+fn pvc_rwo_in_app_deployment() {
+    let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop"},
+        "spec": {"accessModes": ["ReadWriteOnce"]}});
+    let f = run(vec![pvc, deployment("shop", json!({
+        "containers": [web(json!({"volumeMounts": [{"name": "d", "mountPath": "/var/lib/shop"}]}))],
+        "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]
+    }))]);
+    assert_eq!(paths(&f, RuleId::PvcAppTier), ["spec.template.spec.volumes[0].persistentVolumeClaim"]);
+    assert!(of(&f, RuleId::PvcAppTier)[0].message.contains("ReadWriteOnce"));
+}
+
+#[test]
+fn postgres_statefulset_with_claims_is_not_reported() {
+    let sts = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "pg", "namespace": "shop"},
+        "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": "pg"}}, "spec": {"containers": [
+            {"name": "pg", "image": "bitnami/postgresql:16", "ports": [{"containerPort": 5432}],
+             "volumeMounts": [{"name": "data", "mountPath": "/bitnami/postgresql"}]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}
+    });
+    assert!(run(vec![sts, service("pg", json!({"app": "pg"}), json!({"sessionAffinity": "ClientIP"}))]).is_empty());
+}
+
+#[test]
+fn web_statefulset_with_claim_templates_is_reported() {
+    let sts = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+            web(json!({"volumeMounts": [{"name": "data", "mountPath": "/srv"}]}))]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}
+    });
+    let f = run(vec![sts]);
+    assert_eq!(paths(&f, RuleId::PvcAppTier), ["spec.volumeClaimTemplates[0]"]);
+}
+
+#[test]
+fn operator_managed_redis_is_not_reported() {
+    let redis = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "shop-redis", "namespace": "shop",
+            "labels": {"app.kubernetes.io/managed-by": "stateless-operator", "app.kubernetes.io/component": "session-store"}},
+        "spec": {"replicas": 1, "template": {
+            "metadata": {"labels": {"app.kubernetes.io/name": "shop-redis", "app.kubernetes.io/component": "session-store"}},
+            "spec": {"containers": [{"name": "redis", "image": "registry.example/custom-kv:1", "ports": [{"containerPort": 6379}],
+                "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+                "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "shop-redis"}}]}}}
+    });
+    assert!(run(vec![redis]).is_empty());
+}
+
+// ---------- in-memory-session ----------
+
+#[test]
+fn session_backends_in_env() {
+    let ctx = EnvContext::default();
+    for (k, v) in [
+        ("SESSION_DRIVER", "file"),
+        ("SESSION_DRIVER", "array"),
+        ("SESSION_ENGINE", "django.contrib.sessions.backends.file"),
+        ("SESSION_STORE", "memory"),
+        ("SESSION_TYPE", "filesystem"),
+        ("PHP_SESSION_SAVE_HANDLER", "files"),
+        ("GITEA__session__PROVIDER", "memory"),
+        ("KC_CACHE", "local"),
+    ] {
+        assert!(local_session_env(k, v, ctx).is_some(), "{k}={v}");
+    }
+    for (k, v) in [
+        ("SESSION_DRIVER", "cookie"),
+        ("SESSION_DRIVER", "redis"),
+        ("SESSION_ENGINE", "django.contrib.sessions.backends.cache"),
+        ("CACHE_DRIVER", "file"),
+        ("SESSION_COOKIE_TYPE", "memory"),
+        ("KC_CACHE", "ispn"),
+    ] {
+        assert!(local_session_env(k, v, ctx).is_none(), "{k}={v}");
+    }
+    assert!(
+        local_session_env("SESSION_ENGINE", "django.contrib.sessions.backends.cache", EnvContext { locmem_cache: true })
+            .is_some()
+    );
+}
+
+#[test]
+fn session_backends_in_config_text() {
+    assert!(local_session_in_text("[Session]\nsession.save_handler = files\n").is_some());
+    assert!(local_session_in_text("php_value session.save_handler files").is_some());
+    assert!(local_session_in_text("session.save_handler = redis\nsession.save_path = \"tcp://r:6379\"").is_none());
+    assert!(local_session_in_text("[session]\nPROVIDER = memory\n").is_some());
+    assert!(local_session_in_text("[cache]\nprovider = memory\n").is_none());
+    assert!(local_session_in_text("APP_ENV=prod\nSESSION_DRIVER=file\n").is_some());
+    assert!(local_session_in_text("app.use(session({ store: new session.MemoryStore() }))").is_some());
+    assert!(local_session_in_text("CACHE_DRIVER=file\n").is_none());
+}
+
+#[test]
+fn in_memory_session_from_env_config_map_key_ref_and_mounted_ini() {
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "php", "namespace": "shop"},
+        "data": {"driver": "file", "php.ini": "memory_limit = 256M\nsession.save_handler = files\n"}});
+    let f = run(vec![cm, deployment("shop", json!({
+        "containers": [web(json!({
+            "env": [{"name": "SESSION_DRIVER", "valueFrom": {"configMapKeyRef": {"name": "php", "key": "driver"}}},
+                    {"name": "CACHE_DRIVER", "value": "file"}],
+            "volumeMounts": [{"name": "ini", "mountPath": "/usr/local/etc/php/conf.d"}]}))],
+        "volumes": [{"name": "ini", "configMap": {"name": "php"}}]
+    }))]);
+    let mut p = paths(&f, RuleId::InMemorySession);
+    p.sort();
+    assert_eq!(
+        p,
+        ["spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef", "spec.template.spec.volumes[0].configMap"]
+    );
+}
+
+#[test]
+fn cookie_sessions_are_stateless() {
+    let f = run(vec![deployment("shop", json!({"containers": [web(json!({
+        "env": [{"name": "SESSION_DRIVER", "value": "cookie"}]}))]}))]);
+    assert!(f.is_empty(), "{f:?}");
+}
+
+// ---------- single-replica ----------
+
+#[test]
+fn single_replica_omitted_and_explicit() {
+    let mut d = deployment("shop", json!({"containers": [web(json!({}))]}));
+    if let Some(spec) = d["spec"].as_object_mut() {
+        spec.remove("replicas");
+    }
+    let f = run(vec![d.clone()]);
+    assert_eq!(paths(&f, RuleId::SingleReplica), ["spec.replicas"]);
+    assert!(f[0].message.contains("defaults to 1"));
+    d["spec"]["replicas"] = json!(2);
+    assert!(run(vec![d]).is_empty());
+}
+
+#[test]
+fn single_replica_with_autoscaler_is_fine() {
+    let mut d = deployment("shop", json!({"containers": [web(json!({}))]}));
+    d["spec"]["replicas"] = json!(1);
+    let hpa = |max: i64| json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop"}, "minReplicas": 1, "maxReplicas": max}});
+    assert!(run(vec![d.clone(), hpa(5)]).is_empty());
+    assert_eq!(of(&run(vec![d.clone(), hpa(1)]), RuleId::SingleReplica).len(), 1);
+    let mut elsewhere = hpa(5);
+    elsewhere["metadata"]["namespace"] = json!("other");
+    assert_eq!(of(&run(vec![d, elsewhere]), RuleId::SingleReplica).len(), 1);
+}
+
+#[test]
+fn workers_without_ports_or_services_are_not_app_tier() {
+    let mut d = deployment("worker", json!({"containers": [{"name": "w", "image": "example/worker",
+        "command": ["celery", "-A", "app", "worker", "-B"],
+        "ports": [{"name": "metrics", "containerPort": 9090}]}]}));
+    d["spec"]["replicas"] = json!(1);
+    assert!(run(vec![d.clone()]).is_empty());
+    // Selected by a traffic Service: now it is the web tier.
+    let f = run(vec![d, service("worker", json!({"app": "worker"}), json!({}))]);
+    assert_eq!(of(&f, RuleId::SingleReplica).len(), 1);
+    assert_eq!(of(&f, RuleId::InProcessScheduler).len(), 1);
+}
+
+// ---------- writable-root-fs ----------
+
+#[test]
+fn writable_root_fs() {
+    let f = run(vec![deployment("shop", json!({"containers": [
+        web(json!({"securityContext": {"readOnlyRootFilesystem": false}})),
+        web(json!({"name": "side"})),
+        {"name": "nosc", "image": "x"}
+    ]}))]);
+    assert_eq!(
+        paths(&f, RuleId::WritableRootFs),
+        [
+            "spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem",
+            "spec.template.spec.containers[2].securityContext.readOnlyRootFilesystem"
+        ]
+    );
+    assert!(of(&f, RuleId::WritableRootFs).iter().all(|f| f.severity == Severity::Low));
+}
+
+// ---------- in-process-scheduler ----------
+
+#[test]
+fn scheduler_detection() {
+    assert!(in_process_scheduler(&["sh", "-c", "cron && apache2-foreground"]).is_some());
+    assert!(in_process_scheduler(&["/usr/local/bin/supercronic", "/etc/crontab"]).is_some());
+    assert!(in_process_scheduler(&["php", "artisan", "schedule:work"]).is_some());
+    assert!(in_process_scheduler(&["celery", "-A", "proj", "beat"]).is_some());
+    assert!(in_process_scheduler(&["gunicorn", "app:app", "--bind", "0.0.0.0:8000"]).is_none());
+    assert!(in_process_scheduler(&["/app/server", "--cron-schedule=@daily"]).is_none());
+    assert!(in_process_scheduler(&["celery", "-A", "proj", "worker"]).is_none());
+    assert!(supervisord_cron("[program:web]\ncommand=nginx\n[program:cron]\ncommand=/usr/sbin/cron -f\n").is_some());
+}
+
+#[test]
+fn scheduler_in_web_container() {
+    let f = run(vec![deployment("shop", json!({"containers": [web(json!({
+        "command": ["sh", "-c"], "args": ["crond && php-fpm"]}))]}))]);
+    assert_eq!(paths(&f, RuleId::InProcessScheduler), ["spec.template.spec.containers[0].command"]);
+}
+
+#[test]
+fn supervisord_with_cron_program_in_config_map() {
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "sv", "namespace": "shop"},
+        "data": {"supervisord.conf": "[program:php]\ncommand=php-fpm\n[program:sched]\ncommand=php /app/artisan schedule:work\n"}});
+    let f = run(vec![cm, deployment("shop", json!({
+        "containers": [web(json!({"command": ["/usr/bin/supervisord", "-n"],
+            "volumeMounts": [{"name": "sv", "mountPath": "/etc/supervisor"}]}))],
+        "volumes": [{"name": "sv", "configMap": {"name": "sv"}}]
+    }))]);
+    assert_eq!(of(&f, RuleId::InProcessScheduler).len(), 1);
+}
+
+// ---------- scoping ----------
+
+#[test]
+fn batch_and_unknown_kinds_are_ignored() {
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+        "spec": {"template": {"spec": {"containers": [{"name": "j", "image": "x", "ports": [{"containerPort": 1}]}],
+            "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}}}});
+    let knative = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "k"},
+        "spec": {"selector": {"a": "b"}, "sessionAffinity": "ClientIP"}});
+    assert!(run(vec![job, knative, json!({"kind": "Foo"}), json!("text")]).is_empty());
+}
+
+#[test]
+fn legacy_api_versions_are_understood() {
+    let mut d = deployment("shop", json!({"containers": [web(json!({}))],
+        "volumes": [{"name": "h", "hostPath": {"path": "/x"}}]}));
+    d["apiVersion"] = json!("extensions/v1beta1");
+    d["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "h", "mountPath": "/x"}]);
+    let ing = json!({"apiVersion": "extensions/v1beta1", "kind": "Ingress", "metadata": {"name": "i", "namespace": "shop",
+        "annotations": {"nginx.ingress.kubernetes.io/affinity": "cookie"}},
+        "spec": {"rules": [{"http": {"paths": [{"backend": {"serviceName": "shop", "servicePort": 80}}]}}]}});
+    let f = run(vec![d, ing, service("shop", json!({"app": "shop"}), json!({}))]);
+    assert_eq!(of(&f, RuleId::HostPath).len(), 1);
+    assert_eq!(of(&f, RuleId::StickyIngress).len(), 1);
+}
+
+#[test]
+fn missing_namespace_is_one_bucket() {
+    let mut d = deployment("shop", json!({"containers": [{"name": "w", "image": "x/y", "securityContext": {"readOnlyRootFilesystem": true}}]}));
+    let mut s = service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP"}));
+    if let (Some(dm), Some(sm)) = (d["metadata"].as_object_mut(), s["metadata"].as_object_mut()) {
+        dm.remove("namespace");
+        sm.remove("namespace");
+    }
+    // No ports: app tier only because the Service selects it.
+    let f = run(vec![d, s]);
+    assert_eq!(of(&f, RuleId::SessionAffinity).len(), 1);
+    assert_eq!(of(&f, RuleId::SessionAffinity)[0].namespace, None);
+    assert!(of(&f, RuleId::SessionAffinity)[0].message.contains("application pods"));
+}
+
+#[test]
+fn owned_replica_sets_and_pods_fold_into_their_owner() {
+    let d = deployment("shop", json!({"containers": [web(json!({}))]}));
+    let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "shop-abc", "namespace": "shop", "ownerReferences": [{"kind": "Deployment", "name": "shop", "controller": true}]},
+        "spec": {"replicas": 3, "template": {"metadata": {"labels": {"app": "shop", "pod-template-hash": "abc"}},
+            "spec": {"containers": [web(json!({"securityContext": {}}))]}}}});
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "shop-abc-x", "namespace": "shop", "labels": {"app": "shop"},
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "shop-abc", "controller": true}]},
+        "spec": {"containers": [web(json!({"securityContext": {}}))]}});
+    let f = run(vec![d, rs, pod]);
+    assert!(f.is_empty(), "{f:?}");
+    // A bare Pod is evaluated.
+    let bare = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {"containers": [web(json!({}))]}});
+    assert_eq!(paths(&run(vec![bare]), RuleId::SingleReplica), ["kind"]);
+}
+
+#[test]
+fn files_defining_the_same_objects_do_not_see_each_other() {
+    let d = deployment("shop", json!({"containers": [web(json!({}))]}));
+    let mut one = d.clone();
+    one["spec"]["replicas"] = json!(1);
+    let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "shop"}, "maxReplicas": 4}});
+    let objs = vec![
+        Object::with_source(one.clone(), "a.yaml", 1),
+        Object::with_source(one.clone(), "b.yaml", 1),
+        Object::with_source(hpa.clone(), "b.yaml", 20),
+    ];
+    let f = evaluate(&objs, &Config::default());
+    let single: Vec<_> = of(&f, RuleId::SingleReplica).iter().map(|f| f.file.clone()).collect();
+    assert_eq!(single, [Some("a.yaml".to_string())]);
+    // Files that do not redefine each other's objects are one set.
+    let objs = vec![Object::with_source(one, "deploy.yaml", 1), Object::with_source(hpa, "hpa.yaml", 1)];
+    assert!(evaluate(&objs, &Config::default()).is_empty());
+}
+
+// ---------- StatelessApp adapter ----------
+
+fn stateless_app(spec: Value) -> Value {
+    json!({"apiVersion": "stateless.dev/v1alpha1", "kind": "StatelessApp",
+           "metadata": {"name": "shop", "namespace": "shop"}, "spec": spec})
+}
+
+#[test]
+fn stateless_app_defaults_are_clean() {
+    assert!(run(vec![stateless_app(json!({"image": "example/shop:1"}))]).is_empty());
+}
+
+#[test]
+fn stateless_app_adapter_paths() {
+    let f = run(vec![stateless_app(json!({
+        "image": "example/shop:1",
+        "replicas": {"min": 1, "max": 1},
+        "env": [{"name": "SESSION_DRIVER", "value": "file"}],
+        "volumes": [{"name": "up", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/srv"}}],
+        "volumeMounts": [{"name": "up", "mountPath": "/app/storage/app/public"}, {"name": "h", "mountPath": "/h"}],
+        "command": ["sh", "-c", "cron; exec php-fpm"],
+        "service": {"sessionAffinity": "ClientIP"}
+    }))]);
+    let mut got: Vec<(RuleId, String)> = f.iter().map(|f| (f.rule, f.path.clone())).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (RuleId::SessionAffinity, "spec.service.sessionAffinity".to_string()),
+            (RuleId::HostPath, "spec.volumes[1].hostPath".to_string()),
+            (RuleId::LocalUploadDir, "spec.volumeMounts[0].mountPath".to_string()),
+            (RuleId::InMemorySession, "spec.env[0].value".to_string()),
+            (RuleId::SingleReplica, "spec.replicas.max".to_string()),
+            (RuleId::InProcessScheduler, "spec.command".to_string()),
+        ]
+    );
+    assert!(f.iter().all(|f| f.kind == "StatelessApp" && f.name == "shop"));
+}
+
+#[test]
+fn controller_view_app_plus_live_edge_objects() {
+    let app = stateless_app(json!({"image": "example/shop:1"}));
+    let labels = stateless_app_pod_labels("shop");
+    let selector: serde_json::Map<String, Value> = labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "app.kubernetes.io/part-of" && k.as_str() != "app.kubernetes.io/managed-by")
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let svc = service("shop-custom", Value::Object(selector), json!({"sessionAffinity": "ClientIP"}));
+    let ing = ingress(json!({"nginx.ingress.kubernetes.io/affinity": "cookie"}), json!({"service": {"name": "shop-custom"}}));
+    let dr = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {"host": "shop-custom.shop.svc.cluster.local", "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpCookie": {"name": "c"}}}}}});
+    let f = run(vec![app, svc, ing, dr]);
+    let kinds: Vec<(&str, RuleId)> = f.iter().map(|f| (f.kind.as_str(), f.rule)).collect();
+    assert!(kinds.contains(&("Service", RuleId::SessionAffinity)), "{kinds:?}");
+    assert!(kinds.contains(&("Ingress", RuleId::StickyIngress)), "{kinds:?}");
+    assert!(kinds.contains(&("DestinationRule", RuleId::StickyIngress)), "{kinds:?}");
+    assert!(of(&f, RuleId::SessionAffinity)[0].message.contains("application pods"));
+}
+
+// ---------- waivers ----------
+
+#[test]
+fn waivers_mark_findings_waived_with_reason() {
+    let mut svc = service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP"}));
+    svc["metadata"]["annotations"] = json!({
+        "stateless.dev/allow": "session-affinity, sticky-ingress",
+        "stateless.dev/allow-reason": "legacy websocket app, migrating in Q3",
+        "nginx.ingress.kubernetes.io/affinity": "cookie"
+    });
+    let mut d = deployment("shop", json!({"containers": [web(json!({}))]}));
+    d["spec"]["replicas"] = json!(1);
+    d["metadata"]["annotations"] = json!({"stateless.dev/allow": "host-path"});
+    let f = run(vec![d, svc]);
+    let sa = of(&f, RuleId::SessionAffinity);
+    assert_eq!(sa.len(), 1);
+    assert!(sa[0].waived);
+    assert_eq!(sa[0].waiver_reason.as_deref(), Some("legacy websocket app, migrating in Q3"));
+    let single = of(&f, RuleId::SingleReplica);
+    assert!(!single[0].waived, "a waiver for another rule does not apply");
+    assert!(!is_blocking(sa[0], Severity::Low) && is_blocking(single[0], Severity::Low));
+    let v = serde_json::to_value(sa[0]).unwrap_or_default();
+    assert_eq!(v["waived"], true);
+    assert_eq!(v["waiver_reason"], "legacy websocket app, migrating in Q3");
+}
+
+#[test]
+fn star_waives_everything_on_the_object() {
+    let mut d = deployment("shop", json!({"containers": [web(json!({"securityContext": {}}))]}));
+    d["spec"]["replicas"] = json!(1);
+    d["metadata"]["annotations"] = json!({"stateless.dev/allow": "*"});
+    let f = run(vec![d]);
+    assert!(!f.is_empty() && f.iter().all(|f| f.waived && f.waiver_reason.is_none()));
+}
+
+// ---------- patterns ----------
+
+#[test]
+fn glob_and_images() {
+    assert!(glob_match("*/uploads", "/var/www/html/wp-content/uploads/"));
+    assert!(glob_match("*/sites/*/files*", "/var/www/html/sites/default/files"));
+    assert!(!glob_match("*/uploads", "/var/www/uploads-cache"));
+    assert!(glob_match("/exact", "/exact"));
+    assert_eq!(image_name("quay.io/prometheus/node-exporter:v1.8@sha256:abc"), "node-exporter");
+    assert!(stateful_image("docker.io/bitnami/postgresql:16").is_some());
+    assert!(stateful_image("oliver006/redis_exporter:v1").is_none());
+    assert!(stateful_image("phpmyadmin/phpmyadmin").is_none());
+    assert!(local_upload_env("CMD_IMAGE_UPLOAD_TYPE", "filesystem").is_some());
+    assert!(local_upload_env("UPLOAD_TMP_DIR", "/var/tmp").is_none());
+}
+
+#[test]
+fn output_is_sorted_and_deterministic() {
+    let objs: Vec<Object> = (0..3)
+        .rev()
+        .map(|i| {
+            let mut d = deployment(&format!("d{i}"), json!({"containers": [web(json!({"securityContext": {}}))]}));
+            d["spec"]["replicas"] = json!(1);
+            Object::with_source(d, "x.yaml", 10 * (i + 1))
+        })
+        .collect();
+    let a = evaluate(&objs, &Config::default());
+    let lines: Vec<Option<usize>> = a.iter().map(|f| f.line).collect();
+    assert_eq!(lines, [Some(10), Some(10), Some(20), Some(20), Some(30), Some(30)]);
+    assert_eq!(a, evaluate(&objs, &Config::default()));
+}
