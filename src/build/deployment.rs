@@ -129,6 +129,7 @@ fn pod_spec(ctx: &Context<'_>, selector: BTreeMap<String, String>) -> Result<Pod
         containers: vec![container],
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
+            run_as_user: spec.run_as_user,
             seccomp_profile: Some(runtime_default_seccomp()),
             ..PodSecurityContext::default()
         }),
@@ -388,6 +389,7 @@ mod tests {
             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "web"}},
             "volumes": [{"name": "config", "configMap": {"name": "shop-config"}}],
             "volumeMounts": [{"name": "config", "mountPath": "/etc/shop", "readOnly": true}],
+            "runAsUser": 10001,
             "sessionStore": {"type": "managed", "urlEnvVar": "SESSIONS"}
         }));
         let inputs = BuildInputs {
@@ -431,6 +433,7 @@ mod tests {
                 }],
                 "securityContext": {
                     "runAsNonRoot": true,
+                    "runAsUser": 10001,
                     "seccompProfile": {"type": "RuntimeDefault"}
                 },
                 "topologySpreadConstraints": [{

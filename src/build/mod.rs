@@ -381,6 +381,46 @@ mod tests {
     }
 
     #[test]
+    fn full_example_builds_every_child() {
+        let docs: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(include_str!("../../examples/full.yaml")).expect("parses");
+        let spec = docs
+            .into_iter()
+            .find(|d| d["kind"] == "StatelessApp")
+            .expect("a StatelessApp")["spec"]
+            .clone();
+        let children = children(
+            &app(spec),
+            &BuildInputs {
+                config_hash: Some("0123abcd".into()),
+            },
+        )
+        .expect("builds");
+        let deployment = to_json(&children.deployment);
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsUser"], 10001);
+        assert_eq!(
+            pod["containers"][0]["env"][2],
+            json!({
+                "name": "SESSION_REDIS_URL",
+                "valueFrom": {"secretKeyRef": {"name": "shop-redis", "key": "url"}}
+            })
+        );
+        assert_eq!(to_json(&children.hpa)["spec"]["maxReplicas"], 6);
+        assert_eq!(
+            to_json(&children.service)["spec"]["ports"],
+            json!([{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}])
+        );
+        let redis = children.session_store.expect("managed");
+        assert!(redis.pvc.is_none());
+        let redis_deployment = to_json(&redis.deployment);
+        assert_eq!(
+            redis_deployment["spec"]["template"]["spec"]["containers"][0]["resources"],
+            json!({"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "96Mi"}})
+        );
+    }
+
+    #[test]
     fn missing_identity_is_an_error() {
         let mut app = basic();
         app.metadata.uid = None;

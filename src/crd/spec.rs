@@ -43,7 +43,7 @@ pub const DEFAULT_SERVICE_PORT: i32 = 80;
 /// Default name of the environment variable carrying the session-store URL.
 pub const DEFAULT_URL_ENV_VAR: &str = "REDIS_URL";
 /// Default image of the managed Redis session store (pinned Redis 7.x, alpine).
-pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4.7-alpine";
+pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4.6-alpine";
 /// Default Redis `maxmemory`.
 pub const DEFAULT_REDIS_MAX_MEMORY: &str = "64mb";
 /// Default size of the managed Redis volume when persistence is enabled.
@@ -157,6 +157,11 @@ pub struct StatelessAppSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub volume_mounts: Vec<VolumeMount>,
+
+    /// Numeric user ID the application container runs as. Pods always run as non-root (runAsNonRoot); set this when the image's USER is a name (podinfo's `app`, for example), which the kubelet cannot verify is not root. Unset runs as the image's USER.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("runAsUser must be a non-root user ID (1 or more): pods always run as non-root"))]
+    pub run_as_user: Option<i64>,
 
     /// Bounds of the replica count, enforced by the HorizontalPodAutoscaler.
     #[serde(default)]
@@ -624,6 +629,7 @@ impl Default for StatelessAppSpec {
             liveness_probe: None,
             volumes: Vec::new(),
             volume_mounts: Vec::new(),
+            run_as_user: None,
             replicas: ReplicasSpec::default(),
             autoscaling: AutoscalingSpec::default(),
             service: ServiceSpec::default(),

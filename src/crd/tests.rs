@@ -138,6 +138,7 @@ fn cel_rules_and_messages() {
             (".spec.ports[].containerPort", "self >= 1 && self <= 65535"),
             (".spec.replicas", "self.min >= 1"),
             (".spec.replicas", "self.min <= self.max"),
+            (".spec.runAsUser", "self >= 1"),
             (".spec.service.port", "self >= 1 && self <= 65535"),
             (
                 ".spec.sessionStore",

@@ -273,7 +273,7 @@ mod tests {
                             },
                             "containers": [{
                                 "name": "redis",
-                                "image": "redis:7.4.7-alpine",
+                                "image": "redis:7.4.6-alpine",
                                 "command": ["redis-server"],
                                 "args": ["/etc/redis/redis.conf", "--requirepass", "$(REDIS_PASSWORD)"],
                                 "env": [secret_env("REDIS_PASSWORD"), secret_env("REDISCLI_AUTH")],
