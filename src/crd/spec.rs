@@ -148,7 +148,7 @@ pub struct StatelessAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness_probe: Option<Probe>,
 
-    /// Extra pod volumes (standard Kubernetes Volume), meant for configuration: ConfigMaps, Secrets, projected volumes. State-holding volumes (hostPath, persistentVolumeClaim, ...) are reported by the statelessness policy. A writable emptyDir is always mounted at /tmp because the root filesystem is read-only.
+    /// Extra pod volumes (standard Kubernetes Volume), meant for configuration: ConfigMaps, Secrets, projected volumes. State-holding volumes (hostPath, persistentVolumeClaim, ...) are reported by the statelessness policy. The root filesystem is read-only, so a small writable emptyDir is mounted at /tmp unless volumeMounts already mount something there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub volumes: Vec<Volume>,
@@ -542,7 +542,7 @@ pub struct SecretKeyRef {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicySpec {
-    /// What happens on a statelessness rule violation. Audit (default): recorded in status only. Warn: also returned as warnings by the admission webhook and emitted as Events. Enforce: the admission webhook rejects the change and the operator does not roll out a violating spec.
+    /// How statelessness rule violations are acted on. Audit (default): reported in status only. Warn: also surfaced as warnings (admission warnings, Events). Enforce: changes with unwaived violations are rejected by the admission webhook.
     #[serde(default)]
     pub mode: PolicyMode,
 }
