@@ -193,7 +193,6 @@ pub fn render_sarif<W: Write>(findings: &[Finding], out: &mut W) -> io::Result<(
             "tool": {"driver": {
                 "name": "stateless-operator",
                 "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/stateless-operator/stateless-operator",
                 "rules": rules,
             }},
             "results": results,
