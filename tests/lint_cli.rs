@@ -110,18 +110,28 @@ fn findings_exit_one_with_exact_json_fields_and_field_lines() {
         .iter()
         .find(|f| f["rule"] == "single-replica")
         .expect("single-replica finding");
-    assert_eq!((single["kind"].as_str(), single["line"].as_u64()), (Some("Deployment"), Some(21)));
+    assert_eq!(
+        (single["kind"].as_str(), single["line"].as_u64()),
+        (Some("Deployment"), Some(21))
+    );
 }
 
 #[test]
 fn min_severity_rule_and_skip_filter_findings() {
     let file = fixture("sticky.yaml");
     let out = lint(&["--format", "json", "--min-severity", "high", &file]);
-    let rules: Vec<Value> = json_findings(&out).iter().map(|f| f["rule"].clone()).collect();
+    let rules: Vec<Value> = json_findings(&out)
+        .iter()
+        .map(|f| f["rule"].clone())
+        .collect();
     assert_eq!(rules, ["session-affinity"]);
     let out = lint(&["--format", "json", "--rule", "writable-root-fs", &file]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(json_findings(&out).iter().all(|f| f["rule"] == "writable-root-fs"));
+    assert!(
+        json_findings(&out)
+            .iter()
+            .all(|f| f["rule"] == "writable-root-fs")
+    );
     let out = lint(&[
         "--skip",
         "session-affinity",
@@ -131,7 +141,12 @@ fn min_severity_rule_and_skip_filter_findings() {
         "writable-root-fs",
         &file,
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -155,7 +170,10 @@ fn malformed_document_reports_file_and_line_and_lints_the_rest() {
     let err = stderr(&out);
     let prefix = format!("{file}:15: ");
     assert!(err.lines().any(|l| l.starts_with(&prefix)), "{err}");
-    let names: Vec<Value> = json_findings(&out).iter().map(|f| f["name"].clone()).collect();
+    let names: Vec<Value> = json_findings(&out)
+        .iter()
+        .map(|f| f["name"].clone())
+        .collect();
     assert_eq!(names, ["first", "third"]);
 }
 
@@ -177,7 +195,10 @@ fn stdin_with_dash_and_without_paths() {
             .iter()
             .find(|f| f["rule"] == "session-affinity")
             .expect("finding");
-        assert_eq!((f["file"].as_str(), f["line"].as_u64()), (Some("-"), Some(8)));
+        assert_eq!(
+            (f["file"].as_str(), f["line"].as_u64()),
+            (Some("-"), Some(8))
+        );
     }
 }
 
@@ -210,7 +231,11 @@ fn sarif_has_the_shape_github_accepts() {
     assert_eq!(out.status.code(), Some(1));
     let log: Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
     assert_eq!(log["version"], "2.1.0");
-    assert!(log["$schema"].as_str().is_some_and(|s| s.contains("sarif-2.1.0")));
+    assert!(
+        log["$schema"]
+            .as_str()
+            .is_some_and(|s| s.contains("sarif-2.1.0"))
+    );
     let driver = &log["runs"][0]["tool"]["driver"];
     assert_eq!(driver["name"], "stateless-operator");
     let rules = driver["rules"].as_array().expect("rules");
@@ -248,22 +273,40 @@ fn waived_findings_are_shown_but_do_not_fail() {
     let findings = json_findings(&out);
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0]["waived"], true);
-    assert_eq!(findings[0]["waiver_reason"], "websocket sessions, moving to Redis in Q3");
+    assert_eq!(
+        findings[0]["waiver_reason"],
+        "websocket sessions, moving to Redis in Q3"
+    );
     let out = lint(&[&fixture("waived.yaml")]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("(waived)") && text.contains("1 waived"), "{text}");
+    assert!(
+        text.contains("(waived)") && text.contains("1 waived"),
+        "{text}"
+    );
     let out = lint(&["--format", "sarif", &fixture("waived.yaml")]);
     let log: Value = serde_json::from_slice(&out.stdout).expect("SARIF");
-    assert_eq!(log["runs"][0]["results"][0]["suppressions"][0]["kind"], "inSource");
+    assert_eq!(
+        log["runs"][0]["results"][0]["suppressions"][0]["kind"],
+        "inSource"
+    );
 }
 
 #[test]
 fn directories_are_searched_recursively_for_manifests_only() {
     let out = lint(&["--format", "json", &fixture("dir")]);
-    assert_eq!(out.status.code(), Some(1), "notes.txt must be skipped: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "notes.txt must be skipped: {}",
+        stderr(&out)
+    );
     let mut files: Vec<String> = json_findings(&out)
         .iter()
-        .filter_map(|f| f["file"].as_str().map(|s| s.rsplit('/').next().unwrap_or(s).to_string()))
+        .filter_map(|f| {
+            f["file"]
+                .as_str()
+                .map(|s| s.rsplit('/').next().unwrap_or(s).to_string())
+        })
         .collect();
     files.dedup();
     assert_eq!(files, ["a.yaml", "b.yml"]);
@@ -274,7 +317,10 @@ fn text_output_is_plain_when_not_a_terminal() {
     let out = lint(&[&fixture("sticky.yaml")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains('\x1b'), "{text}");
-    assert!(text.contains("sticky.yaml:8: high[session-affinity] Service/shop"), "{text}");
+    assert!(
+        text.contains("sticky.yaml:8: high[session-affinity] Service/shop"),
+        "{text}"
+    );
     assert!(text.contains("fix: "));
 }
 
@@ -285,11 +331,20 @@ fn rules_command_formats() {
         ("markdown", "# Statelessness rules"),
         ("json", "\"remediation\""),
     ] {
-        let out = bin().args(["rules", "--format", format]).output().expect("run");
+        let out = bin()
+            .args(["rules", "--format", format])
+            .output()
+            .expect("run");
         assert_eq!(out.status.code(), Some(0));
-        assert!(String::from_utf8_lossy(&out.stdout).contains(needle), "{format}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(needle),
+            "{format}"
+        );
     }
-    let out = bin().args(["rules", "--format", "json"]).output().expect("run");
+    let out = bin()
+        .args(["rules", "--format", "json"])
+        .output()
+        .expect("run");
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     let names: Vec<&str> = v
         .as_array()

@@ -40,7 +40,10 @@ fn file_name(f: &Finding) -> &str {
 
 impl Corpus {
     fn in_file(&self, file: &str) -> Vec<&Finding> {
-        self.findings.iter().filter(|f| file_name(f) == file).collect()
+        self.findings
+            .iter()
+            .filter(|f| file_name(f) == file)
+            .collect()
     }
 
     /// (rule, kind, name) triples of one file.
@@ -69,8 +72,15 @@ impl Corpus {
     }
 
     fn lacks_on(&self, file: &str, name: &str) {
-        let hits: Vec<_> = self.in_file(file).into_iter().filter(|f| f.name == name).collect();
-        assert!(hits.is_empty(), "{file}: unexpected findings on {name}: {hits:#?}");
+        let hits: Vec<_> = self
+            .in_file(file)
+            .into_iter()
+            .filter(|f| f.name == name)
+            .collect();
+        assert!(
+            hits.is_empty(),
+            "{file}: unexpected findings on {name}: {hits:#?}"
+        );
     }
 }
 
@@ -86,7 +96,11 @@ fn every_corpus_file_reads_without_errors() {
         .filter_map(|o| o.source.as_ref().map(|s| s.file.as_str()))
         .collect();
     let on_disk = std::fs::read_dir(corpus_dir())
-        .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "yaml")).count())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+                .count()
+        })
         .unwrap_or(0);
     assert!(on_disk >= 40, "corpus has {on_disk} files");
     assert_eq!(files.len(), on_disk, "every file yields objects");
@@ -104,11 +118,21 @@ fn findings_point_at_existing_lines_of_their_field() {
             panic!("{file}:{line} does not exist");
         };
         // Annotation findings point at the annotation itself.
-        if let Some(key) = f.path.strip_prefix("metadata.annotations[\"").and_then(|k| k.strip_suffix("\"]")) {
-            assert!(source_line.contains(key), "{file}:{line} is `{source_line}`, expected {key}");
+        if let Some(key) = f
+            .path
+            .strip_prefix("metadata.annotations[\"")
+            .and_then(|k| k.strip_suffix("\"]"))
+        {
+            assert!(
+                source_line.contains(key),
+                "{file}:{line} is `{source_line}`, expected {key}"
+            );
         }
         if f.path.ends_with("sessionAffinity") {
-            assert!(source_line.contains("sessionAffinity"), "{file}:{line}: `{source_line}`");
+            assert!(
+                source_line.contains("sessionAffinity"),
+                "{file}:{line}: `{source_line}`"
+            );
         }
     }
 }
@@ -117,11 +141,26 @@ fn findings_point_at_existing_lines_of_their_field() {
 fn session_affinity_expectations() {
     let c = corpus();
     // server.service.sessionAffinity: ClientIP on the argocd-server Service.
-    c.has("argo-cd-server-clientip.yaml", "session-affinity", "Service", "argocd-server");
+    c.has(
+        "argo-cd-server-clientip.yaml",
+        "session-affinity",
+        "Service",
+        "argocd-server",
+    );
     c.lacks("argo-cd-default.yaml", "session-affinity");
     // service.sessionAffinity: ClientIP (nextcloud, keycloakx).
-    c.has("nextcloud-pvc-sticky.yaml", "session-affinity", "Service", "nextcloud");
-    c.has("keycloakx-local-cache.yaml", "session-affinity", "Service", "keycloak-keycloakx-http");
+    c.has(
+        "nextcloud-pvc-sticky.yaml",
+        "session-affinity",
+        "Service",
+        "nextcloud",
+    );
+    c.has(
+        "keycloakx-local-cache.yaml",
+        "session-affinity",
+        "Service",
+        "keycloak-keycloakx-http",
+    );
     // prometheus server is a TSDB, stateful by design: its ClientIP Service is out of scope.
     c.lacks("prometheus-server-sticky.yaml", "session-affinity");
 }
@@ -129,18 +168,58 @@ fn session_affinity_expectations() {
 #[test]
 fn sticky_ingress_expectations() {
     let c = corpus();
-    c.has("podinfo-sticky-ingress.yaml", "sticky-ingress", "Ingress", "podinfo");
-    c.has("bookstack-file-sessions.yaml", "sticky-ingress", "Ingress", "bookstack");
-    c.has("nextcloud-pvc-sticky.yaml", "sticky-ingress", "Ingress", "nextcloud");
-    c.has("wordpress-sticky-ingress.yaml", "sticky-ingress", "Ingress", "wordpress");
+    c.has(
+        "podinfo-sticky-ingress.yaml",
+        "sticky-ingress",
+        "Ingress",
+        "podinfo",
+    );
+    c.has(
+        "bookstack-file-sessions.yaml",
+        "sticky-ingress",
+        "Ingress",
+        "bookstack",
+    );
+    c.has(
+        "nextcloud-pvc-sticky.yaml",
+        "sticky-ingress",
+        "Ingress",
+        "nextcloud",
+    );
+    c.has(
+        "wordpress-sticky-ingress.yaml",
+        "sticky-ingress",
+        "Ingress",
+        "wordpress",
+    );
     // upstream-hash-by: $binary_remote_addr (legacy extensions/v1beta1 Ingress).
-    c.has("owncloud-iphash-ingress.yaml", "sticky-ingress", "Ingress", "owncloud");
+    c.has(
+        "owncloud-iphash-ingress.yaml",
+        "sticky-ingress",
+        "Ingress",
+        "owncloud",
+    );
     // Traefik sticky cookie annotations on the Service.
-    c.has("ghost-traefik-sticky.yaml", "sticky-ingress", "Service", "ghost");
+    c.has(
+        "ghost-traefik-sticky.yaml",
+        "sticky-ingress",
+        "Service",
+        "ghost",
+    );
     // ALB target-group-attributes stickiness.enabled=true.
-    c.has("grafana-ha-alb-sticky.yaml", "sticky-ingress", "Ingress", "grafana");
+    c.has(
+        "grafana-ha-alb-sticky.yaml",
+        "sticky-ingress",
+        "Ingress",
+        "grafana",
+    );
     // Ingresses without stickiness annotations.
-    for file in ["podinfo-hpa.yaml", "argo-cd-ha.yaml", "docker-registry-s3-ha.yaml", "mattermost-s3-hpa.yaml"] {
+    for file in [
+        "podinfo-hpa.yaml",
+        "argo-cd-ha.yaml",
+        "docker-registry-s3-ha.yaml",
+        "mattermost-s3-hpa.yaml",
+    ] {
         c.lacks(file, "sticky-ingress");
     }
 }
@@ -157,9 +236,18 @@ fn host_path_expectations() {
         .collect();
     assert_eq!(host.len(), 2, "{host:?}");
     // A hostPath PersistentVolume bound to the drupal claim.
-    c.has("drupal-hostpath-pv.yaml", "host-path", "Deployment", "drupal");
+    c.has(
+        "drupal-hostpath-pv.yaml",
+        "host-path",
+        "Deployment",
+        "drupal",
+    );
     // Node agents: DaemonSets with hostPath are not the application tier.
-    for file in ["node-exporter-default.yaml", "promtail-default.yaml", "prometheus-default.yaml"] {
+    for file in [
+        "node-exporter-default.yaml",
+        "promtail-default.yaml",
+        "prometheus-default.yaml",
+    ] {
         c.lacks(file, "host-path");
     }
     assert!(c.in_file("node-exporter-default.yaml").is_empty());
@@ -170,27 +258,59 @@ fn host_path_expectations() {
 fn uploads_and_claims_expectations() {
     let c = corpus();
     // CMD_IMAGE_UPLOAD_TYPE=filesystem, uploads on an RWO claim.
-    c.has("hackmd-uploads.yaml", "local-upload-dir", "Deployment", "hackmd");
-    c.has("hackmd-uploads.yaml", "pvc-app-tier", "Deployment", "hackmd");
+    c.has(
+        "hackmd-uploads.yaml",
+        "local-upload-dir",
+        "Deployment",
+        "hackmd",
+    );
+    c.has(
+        "hackmd-uploads.yaml",
+        "pvc-app-tier",
+        "Deployment",
+        "hackmd",
+    );
     // chartmuseum STORAGE=local on an RWO claim; the S3 variant is clean.
-    c.has("chartmuseum-local-pvc.yaml", "local-upload-dir", "Deployment", "charts-chartmuseum");
-    c.has("chartmuseum-local-pvc.yaml", "pvc-app-tier", "Deployment", "charts-chartmuseum");
+    c.has(
+        "chartmuseum-local-pvc.yaml",
+        "local-upload-dir",
+        "Deployment",
+        "charts-chartmuseum",
+    );
+    c.has(
+        "chartmuseum-local-pvc.yaml",
+        "pvc-app-tier",
+        "Deployment",
+        "charts-chartmuseum",
+    );
     c.lacks("chartmuseum-s3-ha.yaml", "local-upload-dir");
     c.lacks("chartmuseum-s3-ha.yaml", "pvc-app-tier");
     // Registry blobs on an emptyDir vs. in S3.
-    c.has("docker-registry-default.yaml", "local-upload-dir", "Deployment", "registry-docker-registry");
+    c.has(
+        "docker-registry-default.yaml",
+        "local-upload-dir",
+        "Deployment",
+        "registry-docker-registry",
+    );
     c.lacks("docker-registry-s3-ha.yaml", "local-upload-dir");
     // Default persistence: ReadWriteOnce claims in web Deployments.
     for (file, name) in [
         ("wordpress-default.yaml", "wordpress"),
         ("grafana-persistence.yaml", "grafana"),
         ("jenkins-default.yaml", "jenkins"),
-        ("mattermost-team-edition.yaml", "mattermost-mattermost-team-edition"),
+        (
+            "mattermost-team-edition.yaml",
+            "mattermost-mattermost-team-edition",
+        ),
     ] {
         c.has(file, "pvc-app-tier", "Deployment", name);
     }
     // ReadWriteMany claims are shared by all replicas.
-    for file in ["bookstack-file-sessions.yaml", "nextcloud-pvc-sticky.yaml", "wordpress-sticky-ingress.yaml"] {
+    for file in [
+        "bookstack-file-sessions.yaml",
+        "nextcloud-pvc-sticky.yaml",
+        "wordpress-sticky-ingress.yaml",
+    ] {
         c.lacks(file, "pvc-app-tier");
     }
     c.lacks("joomla-no-persistence.yaml", "pvc-app-tier");
@@ -201,7 +321,12 @@ fn uploads_and_claims_expectations() {
 fn session_expectations() {
     let c = corpus();
     // env SESSION_DRIVER=file (CACHE_DRIVER=file is a cache, not a session).
-    c.has("bookstack-file-sessions.yaml", "in-memory-session", "Deployment", "bookstack");
+    c.has(
+        "bookstack-file-sessions.yaml",
+        "in-memory-session",
+        "Deployment",
+        "bookstack",
+    );
     let msgs: Vec<&str> = c
         .in_file("bookstack-file-sessions.yaml")
         .iter()
@@ -210,7 +335,12 @@ fn session_expectations() {
         .collect();
     assert!(msgs.iter().all(|m| !m.contains("CACHE_DRIVER")), "{msgs:?}");
     // KC_CACHE=local.
-    c.has("keycloakx-local-cache.yaml", "in-memory-session", "StatefulSet", "keycloak-keycloakx");
+    c.has(
+        "keycloakx-local-cache.yaml",
+        "in-memory-session",
+        "StatefulSet",
+        "keycloak-keycloakx",
+    );
     c.lacks("keycloakx-default.yaml", "in-memory-session");
     // oauth2-proxy keeps sessions in an encrypted cookie.
     c.lacks("oauth2-proxy-ha.yaml", "in-memory-session");
@@ -219,8 +349,18 @@ fn session_expectations() {
 #[test]
 fn replica_expectations() {
     let c = corpus();
-    c.has("podinfo-default.yaml", "single-replica", "Deployment", "podinfo");
-    c.has("grafana-default.yaml", "single-replica", "Deployment", "grafana");
+    c.has(
+        "podinfo-default.yaml",
+        "single-replica",
+        "Deployment",
+        "podinfo",
+    );
+    c.has(
+        "grafana-default.yaml",
+        "single-replica",
+        "Deployment",
+        "grafana",
+    );
     // replicas >= 2, or an HPA with maxReplicas >= 2.
     for file in [
         "podinfo-hpa.yaml",
@@ -247,10 +387,18 @@ fn replica_expectations() {
 fn stateful_by_design_and_agents_are_out_of_scope() {
     let c = corpus();
     // Redis, the metrics-only application controller and the notifications controller.
-    for name in ["argocd-redis", "argocd-application-controller", "argocd-notifications-controller"] {
+    for name in [
+        "argocd-redis",
+        "argocd-application-controller",
+        "argocd-notifications-controller",
+    ] {
         c.lacks_on("argo-cd-default.yaml", name);
     }
     // Prometheus server (TSDB), alertmanager, pushgateway, kube-state-metrics, node-exporter.
-    assert!(c.in_file("prometheus-default.yaml").is_empty(), "{:#?}", c.in_file("prometheus-default.yaml"));
+    assert!(
+        c.in_file("prometheus-default.yaml").is_empty(),
+        "{:#?}",
+        c.in_file("prometheus-default.yaml")
+    );
     assert!(c.in_file("prometheus-server-sticky.yaml").is_empty());
 }

@@ -76,7 +76,9 @@ impl LintArgs {
         let mut config = Config::default();
         config.select_rules(&self.rules, &self.skip);
         config.min_severity = self.min_severity;
-        config.upload_paths.extend(self.upload_paths.iter().cloned());
+        config
+            .upload_paths
+            .extend(self.upload_paths.iter().cloned());
         config
     }
 }
@@ -96,7 +98,13 @@ pub fn run(args: &LintArgs) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let written = match args.format {
-        LintFormat::Text => render_text(&findings, &mut out, TextOptions { color: use_colour() }),
+        LintFormat::Text => render_text(
+            &findings,
+            &mut out,
+            TextOptions {
+                color: use_colour(),
+            },
+        ),
         LintFormat::Json => render_json(&findings, &mut out),
         LintFormat::Sarif => render_sarif(&findings, &mut out),
     }

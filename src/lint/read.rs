@@ -433,7 +433,14 @@ fn split_documents(text: &str) -> Vec<Doc<'_>> {
     let mut start_line = 1;
     let mut pending_prefix: Option<String> = None;
     let mut offset = 0;
-    fn finish<'t>(docs: &mut Vec<Doc<'t>>, text: &'t str, from: usize, to: usize, line: usize, prefix: Option<String>) {
+    fn finish<'t>(
+        docs: &mut Vec<Doc<'t>>,
+        text: &'t str,
+        from: usize,
+        to: usize,
+        line: usize,
+        prefix: Option<String>,
+    ) {
         let body = &text[from..to];
         let text = match prefix {
             Some(p) => std::borrow::Cow::Owned(format!("{p}{body}")),
@@ -449,24 +456,50 @@ fn split_documents(text: &str) -> Vec<Doc<'_>> {
         let line = raw.trim_end_matches(['\n', '\r']);
         let sep = is_marker(line, "---").or_else(|| is_marker(line, "..."));
         if let Some(len) = sep {
-            finish(&mut docs, text, start_byte, offset, start_line, pending_prefix.take());
+            finish(
+                &mut docs,
+                text,
+                start_byte,
+                offset,
+                start_line,
+                pending_prefix.take(),
+            );
             // Content after `---` on the same line belongs to the next document.
             let rest = &line[len..];
             let rest_trimmed = rest.trim();
-            if line.starts_with("---") && !rest_trimmed.is_empty() && !rest_trimmed.starts_with('#') {
+            if line.starts_with("---") && !rest_trimmed.is_empty() && !rest_trimmed.starts_with('#')
+            {
                 pending_prefix = Some(format!("{}{}\n", " ".repeat(len), rest));
             }
             start_byte = offset + raw.len();
-            start_line = if pending_prefix.is_some() { line_no } else { line_no + 1 };
+            start_line = if pending_prefix.is_some() {
+                line_no
+            } else {
+                line_no + 1
+            };
         } else if line.starts_with('%') {
             // A directive (%YAML, %TAG): not document content.
-            finish(&mut docs, text, start_byte, offset, start_line, pending_prefix.take());
+            finish(
+                &mut docs,
+                text,
+                start_byte,
+                offset,
+                start_line,
+                pending_prefix.take(),
+            );
             start_byte = offset + raw.len();
             start_line = line_no + 1;
         }
         offset += raw.len();
     }
-    finish(&mut docs, text, start_byte, text.len(), start_line, pending_prefix.take());
+    finish(
+        &mut docs,
+        text,
+        start_byte,
+        text.len(),
+        start_line,
+        pending_prefix.take(),
+    );
     docs.retain(|d| {
         d.text.lines().any(|l| {
             let t = l.trim();
@@ -564,7 +597,11 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ReadError>) {
 /// Read files, directories and `-` (stdin). An empty list reads stdin.
 pub fn load_paths(paths: &[PathBuf]) -> Loaded {
     let stdin_only = [PathBuf::from("-")];
-    let paths = if paths.is_empty() { &stdin_only[..] } else { paths };
+    let paths = if paths.is_empty() {
+        &stdin_only[..]
+    } else {
+        paths
+    };
     let (files, errors) = collect_files(paths);
     let mut loaded = Loaded {
         errors,
@@ -662,6 +699,9 @@ mod tests {
         assert_eq!(loaded.objects.len(), 1);
         let loaded = load_str("just a string\n", "s.yaml");
         assert_eq!(loaded.objects.len(), 0);
-        assert!(matches!(loaded.errors[0], ReadError::NotAnObject { line: 1, .. }));
+        assert!(matches!(
+            loaded.errors[0],
+            ReadError::NotAnObject { line: 1, .. }
+        ));
     }
 }

@@ -53,7 +53,11 @@ fn location(f: &Finding) -> Option<String> {
 }
 
 /// Human-readable findings, one block per finding, then a summary line.
-pub fn render_text<W: Write>(findings: &[Finding], out: &mut W, options: TextOptions) -> io::Result<()> {
+pub fn render_text<W: Write>(
+    findings: &[Finding],
+    out: &mut W,
+    options: TextOptions,
+) -> io::Result<()> {
     let paint = Paint(options.color);
     for f in findings {
         let loc = location(f).map(|l| format!("{l}: ")).unwrap_or_default();
@@ -119,7 +123,11 @@ fn sarif_uri(file: &str) -> String {
     }
     let text = path.to_string_lossy().replace('\\', "/");
     let text = text.strip_prefix("./").unwrap_or(&text).to_string();
-    let text = if text == "-" { "stdin".to_string() } else { text };
+    let text = if text == "-" {
+        "stdin".to_string()
+    } else {
+        text
+    };
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
@@ -265,7 +273,10 @@ pub fn render_catalogue_markdown<W: Write>(out: &mut W) -> io::Result<()> {
     writeln!(out, "```yaml")?;
     writeln!(out, "metadata:")?;
     writeln!(out, "  annotations:")?;
-    writeln!(out, "    {WAIVER_ANNOTATION}: single-replica,writable-root-fs")?;
+    writeln!(
+        out,
+        "    {WAIVER_ANNOTATION}: single-replica,writable-root-fs"
+    )?;
     writeln!(
         out,
         "    {WAIVER_REASON_ANNOTATION}: \"singleton by design; state is in Postgres\""

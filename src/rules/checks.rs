@@ -365,7 +365,9 @@ fn host_path(w: &Workload<'_>, vols: &[Volume<'_>], mts: &[Mount<'_>], out: &mut
                 ..
             } => (
                 "persistentVolumeClaim",
-                format!("node directory `{host}` (claim `{claim}` is bound to PersistentVolume `{pv}`)"),
+                format!(
+                    "node directory `{host}` (claim `{claim}` is bound to PersistentVolume `{pv}`)"
+                ),
             ),
             _ => continue,
         };

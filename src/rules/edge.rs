@@ -83,27 +83,31 @@ pub(crate) fn run_edge_rules(index: &Index<'_>, out: &mut Sink<'_>) {
         let ns = ns_of(v);
         match kind {
             Kind::Service => service(index, i, v, out),
-            Kind::StatelessApp => {
+            Kind::StatelessApp
                 if str_at(v, &["spec", "service", "sessionAffinity"])
-                    .is_some_and(|a| a.eq_ignore_ascii_case("ClientIP"))
-                {
-                    out.push(
-                        i,
-                        RuleId::SessionAffinity,
-                        "spec.service.sessionAffinity".to_string(),
-                        format!(
-                            "StatelessApp `{}` asks for `sessionAffinity: ClientIP`: each client \
+                    .is_some_and(|a| a.eq_ignore_ascii_case("ClientIP")) =>
+            {
+                out.push(
+                    i,
+                    RuleId::SessionAffinity,
+                    "spec.service.sessionAffinity".to_string(),
+                    format!(
+                        "StatelessApp `{}` asks for `sessionAffinity: ClientIP`: each client \
                              is pinned to one pod.",
-                            super::model::name_of(v)
-                        ),
-                    );
-                }
+                        super::model::name_of(v)
+                    ),
+                );
             }
             Kind::Ingress => {
                 let backends = ingress_backends(v);
                 if routes_to_app(index, i, ns, &backends) {
                     for (path, what) in sticky_annotations(v) {
-                        out.push(i, RuleId::StickyIngress, path, format!("Ingress `{}` {what}.", super::model::name_of(v)));
+                        out.push(
+                            i,
+                            RuleId::StickyIngress,
+                            path,
+                            format!("Ingress `{}` {what}.", super::model::name_of(v)),
+                        );
                     }
                 }
             }
@@ -131,18 +135,16 @@ pub(crate) fn run_edge_rules(index: &Index<'_>, out: &mut Sink<'_>) {
                     }
                 }
             }
-            Kind::TraefikService => {
-                if at(v, &["spec", "weighted", "sticky", "cookie"]).is_some() {
-                    out.push(
-                        i,
-                        RuleId::StickyIngress,
-                        "spec.weighted.sticky.cookie".to_string(),
-                        format!(
-                            "TraefikService `{}` sets a sticky cookie.",
-                            super::model::name_of(v)
-                        ),
-                    );
-                }
+            Kind::TraefikService if at(v, &["spec", "weighted", "sticky", "cookie"]).is_some() => {
+                out.push(
+                    i,
+                    RuleId::StickyIngress,
+                    "spec.weighted.sticky.cookie".to_string(),
+                    format!(
+                        "TraefikService `{}` sets a sticky cookie.",
+                        super::model::name_of(v)
+                    ),
+                );
             }
             Kind::HttpRoute => {
                 for (ri, rule) in arr_at(v, &["spec", "rules"]).iter().enumerate() {
@@ -173,7 +175,9 @@ pub(crate) fn run_edge_rules(index: &Index<'_>, out: &mut Sink<'_>) {
                     let source_hash = strategy == "RequestHash"
                         && arr_at(route, &["loadBalancerPolicy", "requestHashPolicies"])
                             .iter()
-                            .any(|p| at(p, &["hashSourceIP"]).and_then(Value::as_bool) == Some(true));
+                            .any(|p| {
+                                at(p, &["hashSourceIP"]).and_then(Value::as_bool) == Some(true)
+                            });
                     if strategy != "Cookie" && !source_hash {
                         continue;
                     }
@@ -203,7 +207,12 @@ fn service_ref(v: &Value, name: &[&str], ns: &[&str]) -> Vec<(String, String)> {
     str_at(v, name)
         .map(|n| {
             vec![(
-                if ns.is_empty() { "" } else { str_at(v, ns).unwrap_or("") }.to_string(),
+                if ns.is_empty() {
+                    ""
+                } else {
+                    str_at(v, ns).unwrap_or("")
+                }
+                .to_string(),
                 n.to_string(),
             )]
         })
@@ -218,11 +227,20 @@ fn service(index: &Index<'_>, i: usize, v: &Value, out: &mut Sink<'_>) {
     let name = super::model::name_of(v);
     let headless = str_at(v, &["spec", "clusterIP"]) == Some("None");
     if !headless
-        && str_at(v, &["spec", "sessionAffinity"]).is_some_and(|a| a.eq_ignore_ascii_case("ClientIP"))
+        && str_at(v, &["spec", "sessionAffinity"])
+            .is_some_and(|a| a.eq_ignore_ascii_case("ClientIP"))
     {
-        let timeout = at(v, &["spec", "sessionAffinityConfig", "clientIP", "timeoutSeconds"])
-            .and_then(Value::as_i64)
-            .unwrap_or(10800);
+        let timeout = at(
+            v,
+            &[
+                "spec",
+                "sessionAffinityConfig",
+                "clientIP",
+                "timeoutSeconds",
+            ],
+        )
+        .and_then(Value::as_i64)
+        .unwrap_or(10800);
         let target = if scope == Scope::App {
             "application pods"
         } else {
@@ -272,7 +290,10 @@ fn ingress_backends(v: &Value) -> Vec<(String, String)> {
 }
 
 fn truthy(v: &str) -> bool {
-    matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1" | "on")
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "true" | "yes" | "1" | "on"
+    )
 }
 
 /// Stickiness annotations on an Ingress or Service: (path, description).
@@ -286,18 +307,29 @@ fn sticky_annotations(v: &Value) -> Vec<(String, String)> {
 
     const NGINX_AFFINITY: &str = "nginx.ingress.kubernetes.io/affinity";
     if get(NGINX_AFFINITY).is_some_and(|a| a.trim().eq_ignore_ascii_case("cookie")) {
-        let cookie = get("nginx.ingress.kubernetes.io/session-cookie-name").unwrap_or("INGRESSCOOKIE");
+        let cookie =
+            get("nginx.ingress.kubernetes.io/session-cookie-name").unwrap_or("INGRESSCOOKIE");
         hit(
             NGINX_AFFINITY,
-            format!("pins each client to one pod with ingress-nginx cookie affinity (cookie `{cookie}`)"),
+            format!(
+                "pins each client to one pod with ingress-nginx cookie affinity (cookie `{cookie}`)"
+            ),
         );
     }
     const NGINX_HASH: &str = "nginx.ingress.kubernetes.io/upstream-hash-by";
     if let Some(by) = get(NGINX_HASH) {
         let l = by.to_ascii_lowercase();
-        if ["remote_addr", "x_forwarded_for", "x_real_ip", "realip", "cookie_", "session", "http_authorization"]
-            .iter()
-            .any(|p| l.contains(p))
+        if [
+            "remote_addr",
+            "x_forwarded_for",
+            "x_real_ip",
+            "realip",
+            "cookie_",
+            "session",
+            "http_authorization",
+        ]
+        .iter()
+        .any(|p| l.contains(p))
         {
             hit(
                 NGINX_HASH,
@@ -317,13 +349,22 @@ fn sticky_annotations(v: &Value) -> Vec<(String, String)> {
     }
     const TRAEFIK_V1: &str = "traefik.ingress.kubernetes.io/affinity";
     if get(TRAEFIK_V1).is_some_and(truthy) {
-        hit(TRAEFIK_V1, "enables Traefik (v1) sticky sessions".to_string());
+        hit(
+            TRAEFIK_V1,
+            "enables Traefik (v1) sticky sessions".to_string(),
+        );
     }
     const HAPROXY_COOKIE: &str = "haproxy.org/cookie-persistence";
     if get(HAPROXY_COOKIE).is_some_and(|c| !c.trim().is_empty()) {
-        hit(HAPROXY_COOKIE, "enables HAProxy cookie persistence".to_string());
+        hit(
+            HAPROXY_COOKIE,
+            "enables HAProxy cookie persistence".to_string(),
+        );
     }
-    for key in ["ingress.kubernetes.io/affinity", "haproxy-ingress.github.io/affinity"] {
+    for key in [
+        "ingress.kubernetes.io/affinity",
+        "haproxy-ingress.github.io/affinity",
+    ] {
         if get(key).is_some_and(|a| a.trim().eq_ignore_ascii_case("cookie")) {
             hit(key, "enables HAProxy ingress cookie affinity".to_string());
         }
@@ -334,7 +375,10 @@ fn sticky_annotations(v: &Value) -> Vec<(String, String)> {
         "ingress.kubernetes.io/balance-algorithm",
     ] {
         if get(key).is_some_and(|a| a.trim().to_ascii_lowercase().starts_with("source")) {
-            hit(key, "pins clients to pods by source-IP balancing".to_string());
+            hit(
+                key,
+                "pins clients to pods by source-IP balancing".to_string(),
+            );
         }
     }
     for key in [
@@ -343,9 +387,8 @@ fn sticky_annotations(v: &Value) -> Vec<(String, String)> {
     ] {
         if let Some(attrs) = get(key)
             && attrs.split(',').any(|kv| {
-                kv.split_once('=').is_some_and(|(k, v)| {
-                    k.trim() == "stickiness.enabled" && truthy(v)
-                })
+                kv.split_once('=')
+                    .is_some_and(|(k, v)| k.trim() == "stickiness.enabled" && truthy(v))
             })
         {
             hit(key, "enables AWS target-group stickiness".to_string());
@@ -376,17 +419,24 @@ fn backend_config(index: &Index<'_>, i: usize, v: &Value, ns: &str, out: &mut Si
                     if !index.visibility.sees(i, si) {
                         return false;
                     }
-                    ["cloud.google.com/backend-config", "beta.cloud.google.com/backend-config"]
-                        .iter()
-                        .any(|k| {
-                            str_at(svc, &["metadata", "annotations", k])
-                                .is_some_and(|a| a.contains(&quoted))
-                        })
+                    [
+                        "cloud.google.com/backend-config",
+                        "beta.cloud.google.com/backend-config",
+                    ]
+                    .iter()
+                    .any(|k| {
+                        str_at(svc, &["metadata", "annotations", k])
+                            .is_some_and(|a| a.contains(&quoted))
+                    })
                 })
                 .collect()
         })
         .unwrap_or_default();
-    if !users.is_empty() && users.iter().all(|&si| service_scope(index, si) == Scope::NonApp) {
+    if !users.is_empty()
+        && users
+            .iter()
+            .all(|&si| service_scope(index, si) == Scope::NonApp)
+    {
         return;
     }
     out.push(
@@ -431,7 +481,9 @@ fn destination_rule(index: &Index<'_>, i: usize, v: &Value, ns: &str, out: &mut 
             }
         }
         for (lb_path, lb) in lbs {
-            let Some(ch) = lb.get("consistentHash") else { continue };
+            let Some(ch) = lb.get("consistentHash") else {
+                continue;
+            };
             let (field, what) = if ch.get("httpCookie").is_some_and(|c| !c.is_null()) {
                 ("httpCookie", "a cookie")
             } else if ch.get("useSourceIp").and_then(Value::as_bool) == Some(true) {

@@ -179,15 +179,24 @@ pub fn evaluate(objects: &[Object], config: &Config) -> Vec<Finding> {
 /// order of [`evaluate`]'s output). Call again after changing lines.
 pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (&a.file, a.line, &a.kind, &a.namespace, &a.name, a.rule, &a.path).cmp(&(
-            &b.file,
-            b.line,
-            &b.kind,
-            &b.namespace,
-            &b.name,
-            b.rule,
-            &b.path,
-        ))
+        (
+            &a.file,
+            a.line,
+            &a.kind,
+            &a.namespace,
+            &a.name,
+            a.rule,
+            &a.path,
+        )
+            .cmp(&(
+                &b.file,
+                b.line,
+                &b.kind,
+                &b.namespace,
+                &b.name,
+                b.rule,
+                &b.path,
+            ))
     });
 }
 

@@ -23,8 +23,8 @@ names a workload present in the input (a `ReplicaSet` of a `Deployment`, a `Pod`
 the `Deployment` of a `StatelessApp`) is not evaluated on its own; its pod labels count as its \
 owner's for Service selection. Without the owner in the input it is evaluated.
 3. **Stateful by design is excluded.** Databases, caches, queues, search engines, TSDBs and \
-consensus/object stores are stateful on purpose: the workload is excluded when its first container's \
-image name (last path component, no tag) is one of postgres, postgresql, mysql, mariadb, mongo(db), \
+consensus/object stores are stateful on purpose: the workload is excluded when the image of its first \
+container, or of any container that declares ports, has a name (last path component, no tag) is one of postgres, postgresql, mysql, mariadb, mongo(db), \
 redis, valkey, keydb, dragonfly, memcached, rabbitmq, kafka, zookeeper, etcd, elasticsearch, \
 opensearch, solr, nats, cassandra, scylla, couchdb, neo4j, influxdb, clickhouse, cockroach, minio, \
 consul, vault, prometheus, alertmanager, pushgateway, loki, victoria-metrics (and their `-server`, \
@@ -293,7 +293,10 @@ impl Visibility {
 
     /// Whether object `a` may refer to object `b`.
     pub fn sees(&self, a: usize, b: usize) -> bool {
-        match (self.file_of.get(a).copied().flatten(), self.file_of.get(b).copied().flatten()) {
+        match (
+            self.file_of.get(a).copied().flatten(),
+            self.file_of.get(b).copied().flatten(),
+        ) {
             (Some(fa), Some(fb)) if fa != fb => !self.conflicts.contains(&(fa.min(fb), fa.max(fb))),
             _ => true,
         }
@@ -373,7 +376,15 @@ fn stateless_app_pod_spec(v: &Value) -> Value {
     let spec = v.get("spec").unwrap_or(&Value::Null);
     let mut container = Map::new();
     container.insert("name".into(), json!("app"));
-    for key in ["image", "command", "args", "ports", "env", "envFrom", "volumeMounts"] {
+    for key in [
+        "image",
+        "command",
+        "args",
+        "ports",
+        "env",
+        "envFrom",
+        "volumeMounts",
+    ] {
         if let Some(x) = spec.get(key) {
             container.insert(key.into(), x.clone());
         }
@@ -389,7 +400,11 @@ fn stateless_app_pod_spec(v: &Value) -> Value {
     })
 }
 
-fn stateful_reason(v: &Value, pod_spec: &Value, template_labels: &BTreeMap<String, String>) -> Option<String> {
+fn stateful_reason(
+    v: &Value,
+    pod_spec: &Value,
+    template_labels: &BTreeMap<String, String>,
+) -> Option<String> {
     let own = string_map(map_at(v, &["metadata", "labels"]));
     for labels in [&own, template_labels] {
         for key in COMPONENT_LABELS {
@@ -407,10 +422,14 @@ fn stateful_reason(v: &Value, pod_spec: &Value, template_labels: &BTreeMap<Strin
             }
         }
     }
-    let image = arr_at(pod_spec, &["containers"])
-        .first()
-        .and_then(|c| str_at(c, &["image"]))?;
-    patterns::stateful_image(image).map(|known| format!("image {known}"))
+    // The main (first) container, or any container serving a port, runs a
+    // data store (sidecars such as config reloaders often come first).
+    arr_at(pod_spec, &["containers"])
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| *i == 0 || !arr_at(c, &["ports"]).is_empty())
+        .find_map(|(_, c)| str_at(c, &["image"]).and_then(patterns::stateful_image))
+        .map(|known| format!("image {known}"))
 }
 
 fn traffic_port(pod_spec: &Value) -> bool {
@@ -521,7 +540,11 @@ impl<'a> Index<'a> {
             let controller = owners
                 .iter()
                 .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
-                .or(if owners.len() == 1 { owners.first() } else { None });
+                .or(if owners.len() == 1 {
+                    owners.first()
+                } else {
+                    None
+                });
             if let Some(o) = controller
                 && let (Some(k), Some(n)) = (str_at(o, &["kind"]), str_at(o, &["name"]))
                 && let Some(cands) = ns.workloads_by_name.get(&(k, n))
@@ -597,9 +620,10 @@ impl<'a> Index<'a> {
                     .copied()
                     .filter(|&wi| {
                         self.visibility.sees(si, self.workloads[wi].obj)
-                            && self.workloads[wi].label_sets.iter().any(|set| {
-                            selector.iter().all(|(k, v)| set.get(k) == Some(v))
-                        })
+                            && self.workloads[wi]
+                                .label_sets
+                                .iter()
+                                .any(|set| selector.iter().all(|(k, v)| set.get(k) == Some(v)))
                     })
                     .collect();
                 if !selected.is_empty() {
@@ -618,7 +642,12 @@ impl<'a> Index<'a> {
     }
 
     /// The ConfigMap `from` refers to by name, and its `data`.
-    pub fn config_map_data(&self, from: usize, ns: &str, name: &str) -> Option<&'a Map<String, Value>> {
+    pub fn config_map_data(
+        &self,
+        from: usize,
+        ns: &str,
+        name: &str,
+    ) -> Option<&'a Map<String, Value>> {
         let cands = self.namespaces.get(ns)?.config_maps.get(name)?;
         let i = self.visibility.pick(from, cands)?;
         map_at(&self.objects[i].value, &["data"])
@@ -627,7 +656,9 @@ impl<'a> Index<'a> {
     /// The claim `from` refers to by name.
     pub fn claim(&self, from: usize, ns: &str, name: &str) -> Option<(usize, &'a Value)> {
         let cands = self.namespaces.get(ns)?.claims.get(name)?;
-        self.visibility.pick(from, cands).map(|i| (i, &self.objects[i].value))
+        self.visibility
+            .pick(from, cands)
+            .map(|i| (i, &self.objects[i].value))
     }
 
     /// The PersistentVolume a claim is (or will be) bound to, when the input
@@ -648,7 +679,8 @@ impl<'a> Index<'a> {
         }
         if let Some(pv) = visible().find(|pv| {
             str_at(pv, &["spec", "claimRef", "name"]) == Some(name)
-                && str_at(pv, &["spec", "claimRef", "namespace"]).is_none_or(|n| n == ns || ns.is_empty())
+                && str_at(pv, &["spec", "claimRef", "namespace"])
+                    .is_none_or(|n| n == ns || ns.is_empty())
         }) {
             return Some(pv);
         }
@@ -663,7 +695,9 @@ impl<'a> Index<'a> {
             str_at(pv, &["spec", "storageClassName"]).is_none_or(str::is_empty)
                 && at(pv, &["spec", "claimRef"]).is_none()
                 && wanted.iter().all(|m| {
-                    arr_at(pv, &["spec", "accessModes"]).iter().any(|x| x.as_str() == Some(m))
+                    arr_at(pv, &["spec", "accessModes"])
+                        .iter()
+                        .any(|x| x.as_str() == Some(m))
                 })
         });
         let first = candidates.next()?;

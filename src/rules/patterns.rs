@@ -121,11 +121,7 @@ const STATEFUL_IMAGES: &[&str] = &[
 
 /// Singleton cluster agents: not an application tier and not meant to be
 /// scaled like one (they shard or leader-elect instead).
-const CLUSTER_AGENT_IMAGES: &[&str] = &[
-    "kube-state-metrics",
-    "cluster-autoscaler",
-    "external-dns",
-];
+const CLUSTER_AGENT_IMAGES: &[&str] = &["kube-state-metrics", "cluster-autoscaler", "external-dns"];
 
 /// `app.kubernetes.io/component` values of stateful-by-design components.
 const STATEFUL_COMPONENTS: &[&str] = &[
@@ -318,7 +314,9 @@ fn ini_session_provider(text: &str) -> Option<String> {
     for raw in text.lines() {
         let line = raw.trim();
         if line.starts_with('[') && line.ends_with(']') {
-            in_session = line[1..line.len() - 1].trim().eq_ignore_ascii_case("session");
+            in_session = line[1..line.len() - 1]
+                .trim()
+                .eq_ignore_ascii_case("session");
             continue;
         }
         if !in_session || line.starts_with(';') || line.starts_with('#') {
@@ -363,15 +361,8 @@ pub fn local_upload_env(name: &str, value: &str) -> Option<String> {
         "ACTIVE_STORAGE_SERVICE" => v == "local",
         "MM_FILESETTINGS_DRIVERNAME" => v == "local",
         "REGISTRY_STORAGE" => v == "filesystem",
-        "STORAGE"
-        | "STORAGE_TYPE"
-        | "STORAGE_BACKEND"
-        | "STORAGE_DRIVER"
-        | "FILE_STORAGE"
-        | "FILE_STORAGE_TYPE"
-        | "UPLOAD_STORAGE"
-        | "UPLOADS_STORAGE"
-        | "UPLOAD_TYPE"
+        "STORAGE" | "STORAGE_TYPE" | "STORAGE_BACKEND" | "STORAGE_DRIVER" | "FILE_STORAGE"
+        | "FILE_STORAGE_TYPE" | "UPLOAD_STORAGE" | "UPLOADS_STORAGE" | "UPLOAD_TYPE"
         | "MEDIA_STORAGE" => matches!(v.as_str(), "local" | "filesystem" | "file" | "disk"),
         _ => false,
     };

@@ -73,45 +73,82 @@ fn catalogue_is_in_rule_order_with_unique_names() {
     assert_eq!(RuleId::WritableRootFs.info().severity, Severity::Low);
     assert!(Severity::Low < Severity::Medium && Severity::Medium < Severity::High);
     let err = "nope".parse::<RuleId>().unwrap_err().to_string();
-    assert!(err.contains("session-affinity") && err.contains("in-process-scheduler"), "{err}");
+    assert!(
+        err.contains("session-affinity") && err.contains("in-process-scheduler"),
+        "{err}"
+    );
 }
 
 #[test]
 fn finding_json_has_exactly_the_stable_fields() {
-    let f = run(vec![service("web", json!({"app": "web"}), json!({"sessionAffinity": "ClientIP"}))]);
+    let f = run(vec![service(
+        "web",
+        json!({"app": "web"}),
+        json!({"sessionAffinity": "ClientIP"}),
+    )]);
     let v = serde_json::to_value(&f[0]).unwrap_or_default();
-    let mut keys: Vec<&str> = v.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["kind", "message", "name", "namespace", "path", "remediation", "rule", "severity", "waived"]
+        [
+            "kind",
+            "message",
+            "name",
+            "namespace",
+            "path",
+            "remediation",
+            "rule",
+            "severity",
+            "waived"
+        ]
     );
     assert_eq!(v["rule"], "session-affinity");
     assert_eq!(v["severity"], "high");
     let sourced = evaluate(
         &[Object::with_source(
-            service("web", json!({"app": "web"}), json!({"sessionAffinity": "ClientIP"})),
+            service(
+                "web",
+                json!({"app": "web"}),
+                json!({"sessionAffinity": "ClientIP"}),
+            ),
             "svc.yaml",
             7,
         )],
         &Config::default(),
     );
     let v = serde_json::to_value(&sourced[0]).unwrap_or_default();
-    assert_eq!((v["file"].as_str(), v["line"].as_u64()), (Some("svc.yaml"), Some(7)));
+    assert_eq!(
+        (v["file"].as_str(), v["line"].as_u64()),
+        (Some("svc.yaml"), Some(7))
+    );
 }
 
 #[test]
 fn config_selects_rules_and_min_severity() {
     let objs = vec![
-        deployment("shop", json!({"containers": [web(json!({"securityContext": {}}))]})),
-        service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP"})),
+        deployment(
+            "shop",
+            json!({"containers": [web(json!({"securityContext": {}}))]}),
+        ),
+        service(
+            "shop",
+            json!({"app": "shop"}),
+            json!({"sessionAffinity": "ClientIP"}),
+        ),
     ];
     let all = run(objs.clone());
     assert_eq!(of(&all, RuleId::WritableRootFs).len(), 1);
     assert_eq!(of(&all, RuleId::SessionAffinity).len(), 1);
     let objects: Vec<Object> = objs.into_iter().map(Object::new).collect();
     let mut cfg = Config::default();
-    cfg.select_rules(&[RuleId::WritableRootFs, RuleId::SessionAffinity], &[RuleId::SessionAffinity]);
+    cfg.select_rules(
+        &[RuleId::WritableRootFs, RuleId::SessionAffinity],
+        &[RuleId::SessionAffinity],
+    );
     let only = evaluate(&objects, &cfg);
     assert!(only.iter().all(|f| f.rule == RuleId::WritableRootFs) && !only.is_empty());
     let cfg = Config {
@@ -129,21 +166,36 @@ fn config_selects_rules_and_min_severity() {
 fn session_affinity_on_service_selecting_app_pods() {
     let f = run(vec![
         deployment("shop", json!({"containers": [web(json!({}))]})),
-        service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP"})),
+        service(
+            "shop",
+            json!({"app": "shop"}),
+            json!({"sessionAffinity": "ClientIP"}),
+        ),
     ]);
     let hits = of(&f, RuleId::SessionAffinity);
     assert_eq!(hits.len(), 1);
-    assert_eq!((hits[0].kind.as_str(), hits[0].name.as_str()), ("Service", "shop"));
+    assert_eq!(
+        (hits[0].kind.as_str(), hits[0].name.as_str()),
+        ("Service", "shop")
+    );
     assert_eq!(hits[0].path, "spec.sessionAffinity");
     assert_eq!(hits[0].namespace.as_deref(), Some("shop"));
-    assert!(hits[0].message.contains("application pods"), "{}", hits[0].message);
+    assert!(
+        hits[0].message.contains("application pods"),
+        "{}",
+        hits[0].message
+    );
 }
 
 #[test]
 fn session_affinity_none_is_fine() {
     let f = run(vec![
         deployment("shop", json!({"containers": [web(json!({}))]})),
-        service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "None"})),
+        service(
+            "shop",
+            json!({"app": "shop"}),
+            json!({"sessionAffinity": "None"}),
+        ),
     ]);
     assert!(of(&f, RuleId::SessionAffinity).is_empty());
 }
@@ -157,13 +209,24 @@ fn session_affinity_on_database_service_is_not_reported() {
             "spec": {"containers": [{"name": "pg", "image": "docker.io/library/postgres:16",
                 "ports": [{"containerPort": 5432}]}]}}}
     });
-    let f = run(vec![db, service("db", json!({"app": "db"}), json!({"sessionAffinity": "ClientIP"}))]);
+    let f = run(vec![
+        db,
+        service(
+            "db",
+            json!({"app": "db"}),
+            json!({"sessionAffinity": "ClientIP"}),
+        ),
+    ]);
     assert!(of(&f, RuleId::SessionAffinity).is_empty(), "{f:?}");
 }
 
 #[test]
 fn session_affinity_unknown_selection_is_reported_unless_it_names_a_data_store() {
-    let f = run(vec![service("web", json!({"app": "web"}), json!({"sessionAffinity": "ClientIP"}))]);
+    let f = run(vec![service(
+        "web",
+        json!({"app": "web"}),
+        json!({"sessionAffinity": "ClientIP"}),
+    )]);
     assert_eq!(of(&f, RuleId::SessionAffinity).len(), 1);
     let f = run(vec![service(
         "cache",
@@ -177,7 +240,11 @@ fn session_affinity_unknown_selection_is_reported_unless_it_names_a_data_store()
 fn session_affinity_skips_headless_and_selectorless_services() {
     let f = run(vec![
         deployment("shop", json!({"containers": [web(json!({}))]})),
-        service("h", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP", "clusterIP": "None"})),
+        service(
+            "h",
+            json!({"app": "shop"}),
+            json!({"sessionAffinity": "ClientIP", "clusterIP": "None"}),
+        ),
         service("ext", json!({}), json!({"sessionAffinity": "ClientIP"})),
     ]);
     assert!(of(&f, RuleId::SessionAffinity).is_empty(), "{f:?}");
@@ -185,13 +252,24 @@ fn session_affinity_skips_headless_and_selectorless_services() {
 
 #[test]
 fn session_affinity_matches_selectors_only_within_a_namespace() {
-    let mut other = service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP"}));
+    let mut other = service(
+        "shop",
+        json!({"app": "shop"}),
+        json!({"sessionAffinity": "ClientIP"}),
+    );
     other["metadata"]["namespace"] = json!("elsewhere");
-    let mut db = deployment("shop", json!({"containers": [{"name": "r", "image": "redis:7", "ports": [{"containerPort": 6379}]}]}));
+    let mut db = deployment(
+        "shop",
+        json!({"containers": [{"name": "r", "image": "redis:7", "ports": [{"containerPort": 6379}]}]}),
+    );
     db["metadata"]["namespace"] = json!("elsewhere");
     // In `elsewhere` the Service selects redis: not reported, although an
     // app with the same labels exists in `shop`.
-    let f = run(vec![deployment("shop", json!({"containers": [web(json!({}))]})), other, db]);
+    let f = run(vec![
+        deployment("shop", json!({"containers": [web(json!({}))]})),
+        other,
+        db,
+    ]);
     assert!(of(&f, RuleId::SessionAffinity).is_empty(), "{f:?}");
 }
 
@@ -211,7 +289,10 @@ fn sticky_nginx_cookie_affinity() {
         json!({"nginx.ingress.kubernetes.io/affinity": "cookie", "nginx.ingress.kubernetes.io/session-cookie-name": "route"}),
         json!({"service": {"name": "shop", "port": {"number": 80}}}),
     )]);
-    assert_eq!(paths(&f, RuleId::StickyIngress), [r#"metadata.annotations["nginx.ingress.kubernetes.io/affinity"]"#]);
+    assert_eq!(
+        paths(&f, RuleId::StickyIngress),
+        [r#"metadata.annotations["nginx.ingress.kubernetes.io/affinity"]"#]
+    );
     assert!(f[0].message.contains("route"));
 }
 
@@ -236,10 +317,19 @@ fn sticky_other_annotation_families() {
         ("haproxy-ingress.github.io/affinity", "cookie"),
         ("ingress.kubernetes.io/affinity", "cookie"),
         ("haproxy.org/load-balance", "source"),
-        ("alb.ingress.kubernetes.io/target-group-attributes", "deregistration_delay.timeout_seconds=30, stickiness.enabled=true"),
-        ("traefik.ingress.kubernetes.io/service.sticky.cookie", "true"),
+        (
+            "alb.ingress.kubernetes.io/target-group-attributes",
+            "deregistration_delay.timeout_seconds=30, stickiness.enabled=true",
+        ),
+        (
+            "traefik.ingress.kubernetes.io/service.sticky.cookie",
+            "true",
+        ),
     ] {
-        let f = run(vec![ingress(json!({key: value}), json!({"serviceName": "shop", "servicePort": 80}))]);
+        let f = run(vec![ingress(
+            json!({key: value}),
+            json!({"serviceName": "shop", "servicePort": 80}),
+        )]);
         assert_eq!(of(&f, RuleId::StickyIngress).len(), 1, "{key}");
     }
     let f = run(vec![ingress(
@@ -256,17 +346,26 @@ fn sticky_traefik_on_service_and_aws_nlb() {
         "traefik.ingress.kubernetes.io/service.sticky.cookie": "true",
         "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "stickiness.enabled=true,stickiness.type=source_ip"
     });
-    let f = run(vec![deployment("shop", json!({"containers": [web(json!({}))]})), svc]);
+    let f = run(vec![
+        deployment("shop", json!({"containers": [web(json!({}))]})),
+        svc,
+    ]);
     assert_eq!(of(&f, RuleId::StickyIngress).len(), 2);
 }
 
 #[test]
 fn sticky_ingress_to_a_database_only_is_not_reported() {
-    let db = deployment("db", json!({"containers": [{"name": "m", "image": "mysql:8", "ports": [{"containerPort": 3306}]}]}));
+    let db = deployment(
+        "db",
+        json!({"containers": [{"name": "m", "image": "mysql:8", "ports": [{"containerPort": 3306}]}]}),
+    );
     let f = run(vec![
         db,
         service("db", json!({"app": "db"}), json!({})),
-        ingress(json!({"nginx.ingress.kubernetes.io/affinity": "cookie"}), json!({"service": {"name": "db"}})),
+        ingress(
+            json!({"nginx.ingress.kubernetes.io/affinity": "cookie"}),
+            json!({"service": {"name": "db"}}),
+        ),
     ]);
     assert!(of(&f, RuleId::StickyIngress).is_empty(), "{f:?}");
 }
@@ -301,7 +400,10 @@ fn sticky_crd_objects_read_as_json() {
 
 #[test]
 fn destination_rule_host_resolves_to_a_service() {
-    let db = deployment("db", json!({"containers": [{"name": "r", "image": "valkey/valkey:8", "ports": [{"containerPort": 6379}]}]}));
+    let db = deployment(
+        "db",
+        json!({"containers": [{"name": "r", "image": "valkey/valkey:8", "ports": [{"containerPort": 6379}]}]}),
+    );
     let dr = json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule", "metadata": {"name": "dr", "namespace": "shop"},
         "spec": {"host": "db", "trafficPolicy": {"loadBalancer": {"consistentHash": {"useSourceIp": true}}}}});
     let f = run(vec![db, service("db", json!({"app": "db"}), json!({})), dr]);
@@ -312,19 +414,28 @@ fn destination_rule_host_resolves_to_a_service() {
 
 #[test]
 fn host_path_in_app_pod() {
-    let f = run(vec![deployment("shop", json!({
-        "containers": [web(json!({"volumeMounts": [{"name": "data", "mountPath": "/data"}]}))],
-        "volumes": [{"name": "data", "hostPath": {"path": "/srv/shop"}}]
-    }))]);
-    assert_eq!(paths(&f, RuleId::HostPath), ["spec.template.spec.volumes[0].hostPath"]);
+    let f = run(vec![deployment(
+        "shop",
+        json!({
+            "containers": [web(json!({"volumeMounts": [{"name": "data", "mountPath": "/data"}]}))],
+            "volumes": [{"name": "data", "hostPath": {"path": "/srv/shop"}}]
+        }),
+    )]);
+    assert_eq!(
+        paths(&f, RuleId::HostPath),
+        ["spec.template.spec.volumes[0].hostPath"]
+    );
 }
 
 #[test]
 fn host_path_read_only_mount_is_fine() {
-    let f = run(vec![deployment("shop", json!({
-        "containers": [web(json!({"volumeMounts": [{"name": "tz", "mountPath": "/etc/localtime", "readOnly": true}]}))],
-        "volumes": [{"name": "tz", "hostPath": {"path": "/etc/localtime"}}]
-    }))]);
+    let f = run(vec![deployment(
+        "shop",
+        json!({
+            "containers": [web(json!({"volumeMounts": [{"name": "tz", "mountPath": "/etc/localtime", "readOnly": true}]}))],
+            "volumes": [{"name": "tz", "hostPath": {"path": "/etc/localtime"}}]
+        }),
+    )]);
     assert!(of(&f, RuleId::HostPath).is_empty());
 }
 
@@ -346,11 +457,21 @@ fn host_path_through_a_bound_persistent_volume() {
         "spec": {"accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/mnt/data"}}});
     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop"},
         "spec": {"storageClassName": "", "accessModes": ["ReadWriteOnce"]}});
-    let f = run(vec![pv, pvc, deployment("shop", json!({
-        "containers": [web(json!({"volumeMounts": [{"name": "d", "mountPath": "/data"}]}))],
-        "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]
-    }))]);
-    assert_eq!(paths(&f, RuleId::HostPath), ["spec.template.spec.volumes[0].persistentVolumeClaim"]);
+    let f = run(vec![
+        pv,
+        pvc,
+        deployment(
+            "shop",
+            json!({
+                "containers": [web(json!({"volumeMounts": [{"name": "d", "mountPath": "/data"}]}))],
+                "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]
+            }),
+        ),
+    ]);
+    assert_eq!(
+        paths(&f, RuleId::HostPath),
+        ["spec.template.spec.volumes[0].persistentVolumeClaim"]
+    );
     assert!(of(&f, RuleId::HostPath)[0].message.contains("/mnt/data"));
 }
 
@@ -358,35 +479,54 @@ fn host_path_through_a_bound_persistent_volume() {
 
 #[test]
 fn upload_dir_on_empty_dir() {
-    let f = run(vec![deployment("shop", json!({
-        "containers": [web(json!({"volumeMounts": [
-            {"name": "up", "mountPath": "/var/www/html/wp-content/uploads"},
-            {"name": "tmp", "mountPath": "/tmp"}]}))],
-        "volumes": [{"name": "up", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
-    }))]);
-    assert_eq!(paths(&f, RuleId::LocalUploadDir), ["spec.template.spec.containers[0].volumeMounts[0].mountPath"]);
+    let f = run(vec![deployment(
+        "shop",
+        json!({
+            "containers": [web(json!({"volumeMounts": [
+                {"name": "up", "mountPath": "/var/www/html/wp-content/uploads"},
+                {"name": "tmp", "mountPath": "/tmp"}]}))],
+            "volumes": [{"name": "up", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+        }),
+    )]);
+    assert_eq!(
+        paths(&f, RuleId::LocalUploadDir),
+        ["spec.template.spec.containers[0].volumeMounts[0].mountPath"]
+    );
 }
 
 #[test]
 fn upload_dir_on_shared_claim_or_config_map_is_fine() {
     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "shared", "namespace": "shop"},
         "spec": {"accessModes": ["ReadWriteMany"]}});
-    let f = run(vec![pvc, deployment("shop", json!({
-        "containers": [web(json!({"volumeMounts": [
-            {"name": "up", "mountPath": "/app/uploads"}, {"name": "cm", "mountPath": "/app/media"}]}))],
-        "volumes": [{"name": "up", "persistentVolumeClaim": {"claimName": "shared"}}, {"name": "cm", "configMap": {"name": "x"}}]
-    }))]);
+    let f = run(vec![
+        pvc,
+        deployment(
+            "shop",
+            json!({
+                "containers": [web(json!({"volumeMounts": [
+                    {"name": "up", "mountPath": "/app/uploads"}, {"name": "cm", "mountPath": "/app/media"}]}))],
+                "volumes": [{"name": "up", "persistentVolumeClaim": {"claimName": "shared"}}, {"name": "cm", "configMap": {"name": "x"}}]
+            }),
+        ),
+    ]);
     assert!(of(&f, RuleId::LocalUploadDir).is_empty(), "{f:?}");
     assert!(of(&f, RuleId::PvcAppTier).is_empty(), "{f:?}");
 }
 
 #[test]
 fn upload_dir_extra_pattern_from_config() {
-    let objs = vec![Object::new(deployment("shop", json!({
-        "containers": [web(json!({"volumeMounts": [{"name": "d", "mountPath": "/srv/blobs"}]}))],
-        "volumes": [{"name": "d", "emptyDir": {}}]
-    })))];
-    assert!(evaluate(&objs, &Config::default()).iter().all(|f| f.rule != RuleId::LocalUploadDir));
+    let objs = vec![Object::new(deployment(
+        "shop",
+        json!({
+            "containers": [web(json!({"volumeMounts": [{"name": "d", "mountPath": "/srv/blobs"}]}))],
+            "volumes": [{"name": "d", "emptyDir": {}}]
+        }),
+    ))];
+    assert!(
+        evaluate(&objs, &Config::default())
+            .iter()
+            .all(|f| f.rule != RuleId::LocalUploadDir)
+    );
     let mut cfg = Config::default();
     cfg.upload_paths.push("/srv/blobs*".into());
     assert_eq!(of(&evaluate(&objs, &cfg), RuleId::LocalUploadDir).len(), 1);
@@ -396,16 +536,25 @@ fn upload_dir_extra_pattern_from_config() {
 fn upload_env_vars_direct_and_from_config_map() {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"},
         "data": {"MEDIA_ROOT": "/app/media", "MEDIA_URL": "/media/"}});
-    let f = run(vec![cm, deployment("shop", json!({"containers": [web(json!({
-        "env": [{"name": "UPLOAD_DIR", "value": "/data/uploads"}, {"name": "UPLOAD_URL", "value": "s3://b/u"},
-                {"name": "FILE_UPLOAD_DIR", "value": "s3://bucket/up"}],
-        "envFrom": [{"configMapRef": {"name": "cfg"}}]
-    }))]}))]);
+    let f = run(vec![
+        cm,
+        deployment(
+            "shop",
+            json!({"containers": [web(json!({
+                "env": [{"name": "UPLOAD_DIR", "value": "/data/uploads"}, {"name": "UPLOAD_URL", "value": "s3://b/u"},
+                        {"name": "FILE_UPLOAD_DIR", "value": "s3://bucket/up"}],
+                "envFrom": [{"configMapRef": {"name": "cfg"}}]
+            }))]}),
+        ),
+    ]);
     let mut p = paths(&f, RuleId::LocalUploadDir);
     p.sort();
     assert_eq!(
         p,
-        ["spec.template.spec.containers[0].envFrom[0].configMapRef", "spec.template.spec.containers[0].env[0].value"]
+        [
+            "spec.template.spec.containers[0].envFrom[0].configMapRef",
+            "spec.template.spec.containers[0].env[0].value"
+        ]
     );
 }
 
@@ -415,12 +564,25 @@ fn upload_env_vars_direct_and_from_config_map() {
 fn pvc_rwo_in_app_deployment() {
     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop"},
         "spec": {"accessModes": ["ReadWriteOnce"]}});
-    let f = run(vec![pvc, deployment("shop", json!({
-        "containers": [web(json!({"volumeMounts": [{"name": "d", "mountPath": "/var/lib/shop"}]}))],
-        "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]
-    }))]);
-    assert_eq!(paths(&f, RuleId::PvcAppTier), ["spec.template.spec.volumes[0].persistentVolumeClaim"]);
-    assert!(of(&f, RuleId::PvcAppTier)[0].message.contains("ReadWriteOnce"));
+    let f = run(vec![
+        pvc,
+        deployment(
+            "shop",
+            json!({
+                "containers": [web(json!({"volumeMounts": [{"name": "d", "mountPath": "/var/lib/shop"}]}))],
+                "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]
+            }),
+        ),
+    ]);
+    assert_eq!(
+        paths(&f, RuleId::PvcAppTier),
+        ["spec.template.spec.volumes[0].persistentVolumeClaim"]
+    );
+    assert!(
+        of(&f, RuleId::PvcAppTier)[0]
+            .message
+            .contains("ReadWriteOnce")
+    );
 }
 
 #[test]
@@ -432,7 +594,17 @@ fn postgres_statefulset_with_claims_is_not_reported() {
              "volumeMounts": [{"name": "data", "mountPath": "/bitnami/postgresql"}]}]}},
             "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}
     });
-    assert!(run(vec![sts, service("pg", json!({"app": "pg"}), json!({"sessionAffinity": "ClientIP"}))]).is_empty());
+    assert!(
+        run(vec![
+            sts,
+            service(
+                "pg",
+                json!({"app": "pg"}),
+                json!({"sessionAffinity": "ClientIP"})
+            )
+        ])
+        .is_empty()
+    );
 }
 
 #[test]
@@ -444,7 +616,23 @@ fn web_statefulset_with_claim_templates_is_reported() {
             "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}
     });
     let f = run(vec![sts]);
-    assert_eq!(paths(&f, RuleId::PvcAppTier), ["spec.volumeClaimTemplates[0]"]);
+    assert_eq!(
+        paths(&f, RuleId::PvcAppTier),
+        ["spec.volumeClaimTemplates[0]"]
+    );
+}
+
+#[test]
+fn data_store_behind_a_sidecar_is_excluded() {
+    let d = deployment(
+        "prom",
+        json!({"containers": [
+        {"name": "reload", "image": "quay.io/prometheus-operator/prometheus-config-reloader:v0.93"},
+        {"name": "prometheus", "image": "quay.io/prometheus/prometheus:v3", "ports": [{"containerPort": 9090}],
+         "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+        "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "prom"}}]}),
+    );
+    assert!(run(vec![d]).is_empty());
 }
 
 #[test]
@@ -490,8 +678,12 @@ fn session_backends_in_env() {
         assert!(local_session_env(k, v, ctx).is_none(), "{k}={v}");
     }
     assert!(
-        local_session_env("SESSION_ENGINE", "django.contrib.sessions.backends.cache", EnvContext { locmem_cache: true })
-            .is_some()
+        local_session_env(
+            "SESSION_ENGINE",
+            "django.contrib.sessions.backends.cache",
+            EnvContext { locmem_cache: true }
+        )
+        .is_some()
     );
 }
 
@@ -499,11 +691,16 @@ fn session_backends_in_env() {
 fn session_backends_in_config_text() {
     assert!(local_session_in_text("[Session]\nsession.save_handler = files\n").is_some());
     assert!(local_session_in_text("php_value session.save_handler files").is_some());
-    assert!(local_session_in_text("session.save_handler = redis\nsession.save_path = \"tcp://r:6379\"").is_none());
+    assert!(
+        local_session_in_text("session.save_handler = redis\nsession.save_path = \"tcp://r:6379\"")
+            .is_none()
+    );
     assert!(local_session_in_text("[session]\nPROVIDER = memory\n").is_some());
     assert!(local_session_in_text("[cache]\nprovider = memory\n").is_none());
     assert!(local_session_in_text("APP_ENV=prod\nSESSION_DRIVER=file\n").is_some());
-    assert!(local_session_in_text("app.use(session({ store: new session.MemoryStore() }))").is_some());
+    assert!(
+        local_session_in_text("app.use(session({ store: new session.MemoryStore() }))").is_some()
+    );
     assert!(local_session_in_text("CACHE_DRIVER=file\n").is_none());
 }
 
@@ -511,25 +708,37 @@ fn session_backends_in_config_text() {
 fn in_memory_session_from_env_config_map_key_ref_and_mounted_ini() {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "php", "namespace": "shop"},
         "data": {"driver": "file", "php.ini": "memory_limit = 256M\nsession.save_handler = files\n"}});
-    let f = run(vec![cm, deployment("shop", json!({
-        "containers": [web(json!({
-            "env": [{"name": "SESSION_DRIVER", "valueFrom": {"configMapKeyRef": {"name": "php", "key": "driver"}}},
-                    {"name": "CACHE_DRIVER", "value": "file"}],
-            "volumeMounts": [{"name": "ini", "mountPath": "/usr/local/etc/php/conf.d"}]}))],
-        "volumes": [{"name": "ini", "configMap": {"name": "php"}}]
-    }))]);
+    let f = run(vec![
+        cm,
+        deployment(
+            "shop",
+            json!({
+                "containers": [web(json!({
+                    "env": [{"name": "SESSION_DRIVER", "valueFrom": {"configMapKeyRef": {"name": "php", "key": "driver"}}},
+                            {"name": "CACHE_DRIVER", "value": "file"}],
+                    "volumeMounts": [{"name": "ini", "mountPath": "/usr/local/etc/php/conf.d"}]}))],
+                "volumes": [{"name": "ini", "configMap": {"name": "php"}}]
+            }),
+        ),
+    ]);
     let mut p = paths(&f, RuleId::InMemorySession);
     p.sort();
     assert_eq!(
         p,
-        ["spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef", "spec.template.spec.volumes[0].configMap"]
+        [
+            "spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef",
+            "spec.template.spec.volumes[0].configMap"
+        ]
     );
 }
 
 #[test]
 fn cookie_sessions_are_stateless() {
-    let f = run(vec![deployment("shop", json!({"containers": [web(json!({
-        "env": [{"name": "SESSION_DRIVER", "value": "cookie"}]}))]}))]);
+    let f = run(vec![deployment(
+        "shop",
+        json!({"containers": [web(json!({
+        "env": [{"name": "SESSION_DRIVER", "value": "cookie"}]}))]}),
+    )]);
     assert!(f.is_empty(), "{f:?}");
 }
 
@@ -552,11 +761,16 @@ fn single_replica_omitted_and_explicit() {
 fn single_replica_with_autoscaler_is_fine() {
     let mut d = deployment("shop", json!({"containers": [web(json!({}))]}));
     d["spec"]["replicas"] = json!(1);
-    let hpa = |max: i64| json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+    let hpa = |max: i64| {
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "shop", "namespace": "shop"},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop"}, "minReplicas": 1, "maxReplicas": max}});
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop"}, "minReplicas": 1, "maxReplicas": max}})
+    };
     assert!(run(vec![d.clone(), hpa(5)]).is_empty());
-    assert_eq!(of(&run(vec![d.clone(), hpa(1)]), RuleId::SingleReplica).len(), 1);
+    assert_eq!(
+        of(&run(vec![d.clone(), hpa(1)]), RuleId::SingleReplica).len(),
+        1
+    );
     let mut elsewhere = hpa(5);
     elsewhere["metadata"]["namespace"] = json!("other");
     assert_eq!(of(&run(vec![d, elsewhere]), RuleId::SingleReplica).len(), 1);
@@ -564,13 +778,19 @@ fn single_replica_with_autoscaler_is_fine() {
 
 #[test]
 fn workers_without_ports_or_services_are_not_app_tier() {
-    let mut d = deployment("worker", json!({"containers": [{"name": "w", "image": "example/worker",
+    let mut d = deployment(
+        "worker",
+        json!({"containers": [{"name": "w", "image": "example/worker",
         "command": ["celery", "-A", "app", "worker", "-B"],
-        "ports": [{"name": "metrics", "containerPort": 9090}]}]}));
+        "ports": [{"name": "metrics", "containerPort": 9090}]}]}),
+    );
     d["spec"]["replicas"] = json!(1);
     assert!(run(vec![d.clone()]).is_empty());
     // Selected by a traffic Service: now it is the web tier.
-    let f = run(vec![d, service("worker", json!({"app": "worker"}), json!({}))]);
+    let f = run(vec![
+        d,
+        service("worker", json!({"app": "worker"}), json!({})),
+    ]);
     assert_eq!(of(&f, RuleId::SingleReplica).len(), 1);
     assert_eq!(of(&f, RuleId::InProcessScheduler).len(), 1);
 }
@@ -579,11 +799,14 @@ fn workers_without_ports_or_services_are_not_app_tier() {
 
 #[test]
 fn writable_root_fs() {
-    let f = run(vec![deployment("shop", json!({"containers": [
-        web(json!({"securityContext": {"readOnlyRootFilesystem": false}})),
-        web(json!({"name": "side"})),
-        {"name": "nosc", "image": "x"}
-    ]}))]);
+    let f = run(vec![deployment(
+        "shop",
+        json!({"containers": [
+            web(json!({"securityContext": {"readOnlyRootFilesystem": false}})),
+            web(json!({"name": "side"})),
+            {"name": "nosc", "image": "x"}
+        ]}),
+    )]);
     assert_eq!(
         paths(&f, RuleId::WritableRootFs),
         [
@@ -591,7 +814,11 @@ fn writable_root_fs() {
             "spec.template.spec.containers[2].securityContext.readOnlyRootFilesystem"
         ]
     );
-    assert!(of(&f, RuleId::WritableRootFs).iter().all(|f| f.severity == Severity::Low));
+    assert!(
+        of(&f, RuleId::WritableRootFs)
+            .iter()
+            .all(|f| f.severity == Severity::Low)
+    );
 }
 
 // ---------- in-process-scheduler ----------
@@ -605,25 +832,42 @@ fn scheduler_detection() {
     assert!(in_process_scheduler(&["gunicorn", "app:app", "--bind", "0.0.0.0:8000"]).is_none());
     assert!(in_process_scheduler(&["/app/server", "--cron-schedule=@daily"]).is_none());
     assert!(in_process_scheduler(&["celery", "-A", "proj", "worker"]).is_none());
-    assert!(supervisord_cron("[program:web]\ncommand=nginx\n[program:cron]\ncommand=/usr/sbin/cron -f\n").is_some());
+    assert!(
+        supervisord_cron(
+            "[program:web]\ncommand=nginx\n[program:cron]\ncommand=/usr/sbin/cron -f\n"
+        )
+        .is_some()
+    );
 }
 
 #[test]
 fn scheduler_in_web_container() {
-    let f = run(vec![deployment("shop", json!({"containers": [web(json!({
-        "command": ["sh", "-c"], "args": ["crond && php-fpm"]}))]}))]);
-    assert_eq!(paths(&f, RuleId::InProcessScheduler), ["spec.template.spec.containers[0].command"]);
+    let f = run(vec![deployment(
+        "shop",
+        json!({"containers": [web(json!({
+        "command": ["sh", "-c"], "args": ["crond && php-fpm"]}))]}),
+    )]);
+    assert_eq!(
+        paths(&f, RuleId::InProcessScheduler),
+        ["spec.template.spec.containers[0].command"]
+    );
 }
 
 #[test]
 fn supervisord_with_cron_program_in_config_map() {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "sv", "namespace": "shop"},
         "data": {"supervisord.conf": "[program:php]\ncommand=php-fpm\n[program:sched]\ncommand=php /app/artisan schedule:work\n"}});
-    let f = run(vec![cm, deployment("shop", json!({
-        "containers": [web(json!({"command": ["/usr/bin/supervisord", "-n"],
-            "volumeMounts": [{"name": "sv", "mountPath": "/etc/supervisor"}]}))],
-        "volumes": [{"name": "sv", "configMap": {"name": "sv"}}]
-    }))]);
+    let f = run(vec![
+        cm,
+        deployment(
+            "shop",
+            json!({
+                "containers": [web(json!({"command": ["/usr/bin/supervisord", "-n"],
+                    "volumeMounts": [{"name": "sv", "mountPath": "/etc/supervisor"}]}))],
+                "volumes": [{"name": "sv", "configMap": {"name": "sv"}}]
+            }),
+        ),
+    ]);
     assert_eq!(of(&f, RuleId::InProcessScheduler).len(), 1);
 }
 
@@ -641,22 +885,37 @@ fn batch_and_unknown_kinds_are_ignored() {
 
 #[test]
 fn legacy_api_versions_are_understood() {
-    let mut d = deployment("shop", json!({"containers": [web(json!({}))],
-        "volumes": [{"name": "h", "hostPath": {"path": "/x"}}]}));
+    let mut d = deployment(
+        "shop",
+        json!({"containers": [web(json!({}))],
+        "volumes": [{"name": "h", "hostPath": {"path": "/x"}}]}),
+    );
     d["apiVersion"] = json!("extensions/v1beta1");
-    d["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "h", "mountPath": "/x"}]);
+    d["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "h", "mountPath": "/x"}]);
     let ing = json!({"apiVersion": "extensions/v1beta1", "kind": "Ingress", "metadata": {"name": "i", "namespace": "shop",
         "annotations": {"nginx.ingress.kubernetes.io/affinity": "cookie"}},
         "spec": {"rules": [{"http": {"paths": [{"backend": {"serviceName": "shop", "servicePort": 80}}]}}]}});
-    let f = run(vec![d, ing, service("shop", json!({"app": "shop"}), json!({}))]);
+    let f = run(vec![
+        d,
+        ing,
+        service("shop", json!({"app": "shop"}), json!({})),
+    ]);
     assert_eq!(of(&f, RuleId::HostPath).len(), 1);
     assert_eq!(of(&f, RuleId::StickyIngress).len(), 1);
 }
 
 #[test]
 fn missing_namespace_is_one_bucket() {
-    let mut d = deployment("shop", json!({"containers": [{"name": "w", "image": "x/y", "securityContext": {"readOnlyRootFilesystem": true}}]}));
-    let mut s = service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP"}));
+    let mut d = deployment(
+        "shop",
+        json!({"containers": [{"name": "w", "image": "x/y", "securityContext": {"readOnlyRootFilesystem": true}}]}),
+    );
+    let mut s = service(
+        "shop",
+        json!({"app": "shop"}),
+        json!({"sessionAffinity": "ClientIP"}),
+    );
     if let (Some(dm), Some(sm)) = (d["metadata"].as_object_mut(), s["metadata"].as_object_mut()) {
         dm.remove("namespace");
         sm.remove("namespace");
@@ -665,7 +924,11 @@ fn missing_namespace_is_one_bucket() {
     let f = run(vec![d, s]);
     assert_eq!(of(&f, RuleId::SessionAffinity).len(), 1);
     assert_eq!(of(&f, RuleId::SessionAffinity)[0].namespace, None);
-    assert!(of(&f, RuleId::SessionAffinity)[0].message.contains("application pods"));
+    assert!(
+        of(&f, RuleId::SessionAffinity)[0]
+            .message
+            .contains("application pods")
+    );
 }
 
 #[test]
@@ -701,10 +964,16 @@ fn files_defining_the_same_objects_do_not_see_each_other() {
         Object::with_source(hpa.clone(), "b.yaml", 20),
     ];
     let f = evaluate(&objs, &Config::default());
-    let single: Vec<_> = of(&f, RuleId::SingleReplica).iter().map(|f| f.file.clone()).collect();
+    let single: Vec<_> = of(&f, RuleId::SingleReplica)
+        .iter()
+        .map(|f| f.file.clone())
+        .collect();
     assert_eq!(single, [Some("a.yaml".to_string())]);
     // Files that do not redefine each other's objects are one set.
-    let objs = vec![Object::with_source(one, "deploy.yaml", 1), Object::with_source(hpa, "hpa.yaml", 1)];
+    let objs = vec![
+        Object::with_source(one, "deploy.yaml", 1),
+        Object::with_source(hpa, "hpa.yaml", 1),
+    ];
     assert!(evaluate(&objs, &Config::default()).is_empty());
 }
 
@@ -736,15 +1005,24 @@ fn stateless_app_adapter_paths() {
     assert_eq!(
         got,
         vec![
-            (RuleId::SessionAffinity, "spec.service.sessionAffinity".to_string()),
+            (
+                RuleId::SessionAffinity,
+                "spec.service.sessionAffinity".to_string()
+            ),
             (RuleId::HostPath, "spec.volumes[1].hostPath".to_string()),
-            (RuleId::LocalUploadDir, "spec.volumeMounts[0].mountPath".to_string()),
+            (
+                RuleId::LocalUploadDir,
+                "spec.volumeMounts[0].mountPath".to_string()
+            ),
             (RuleId::InMemorySession, "spec.env[0].value".to_string()),
             (RuleId::SingleReplica, "spec.replicas.max".to_string()),
             (RuleId::InProcessScheduler, "spec.command".to_string()),
         ]
     );
-    assert!(f.iter().all(|f| f.kind == "StatelessApp" && f.name == "shop"));
+    assert!(
+        f.iter()
+            .all(|f| f.kind == "StatelessApp" && f.name == "shop")
+    );
 }
 
 #[test]
@@ -753,27 +1031,54 @@ fn controller_view_app_plus_live_edge_objects() {
     let labels = stateless_app_pod_labels("shop");
     let selector: serde_json::Map<String, Value> = labels
         .iter()
-        .filter(|(k, _)| k.as_str() != "app.kubernetes.io/part-of" && k.as_str() != "app.kubernetes.io/managed-by")
+        .filter(|(k, _)| {
+            k.as_str() != "app.kubernetes.io/part-of"
+                && k.as_str() != "app.kubernetes.io/managed-by"
+        })
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
-    let svc = service("shop-custom", Value::Object(selector), json!({"sessionAffinity": "ClientIP"}));
-    let ing = ingress(json!({"nginx.ingress.kubernetes.io/affinity": "cookie"}), json!({"service": {"name": "shop-custom"}}));
+    let svc = service(
+        "shop-custom",
+        Value::Object(selector),
+        json!({"sessionAffinity": "ClientIP"}),
+    );
+    let ing = ingress(
+        json!({"nginx.ingress.kubernetes.io/affinity": "cookie"}),
+        json!({"service": {"name": "shop-custom"}}),
+    );
     let dr = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
         "metadata": {"name": "shop", "namespace": "shop"},
         "spec": {"host": "shop-custom.shop.svc.cluster.local", "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpCookie": {"name": "c"}}}}}});
     let f = run(vec![app, svc, ing, dr]);
     let kinds: Vec<(&str, RuleId)> = f.iter().map(|f| (f.kind.as_str(), f.rule)).collect();
-    assert!(kinds.contains(&("Service", RuleId::SessionAffinity)), "{kinds:?}");
-    assert!(kinds.contains(&("Ingress", RuleId::StickyIngress)), "{kinds:?}");
-    assert!(kinds.contains(&("DestinationRule", RuleId::StickyIngress)), "{kinds:?}");
-    assert!(of(&f, RuleId::SessionAffinity)[0].message.contains("application pods"));
+    assert!(
+        kinds.contains(&("Service", RuleId::SessionAffinity)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("Ingress", RuleId::StickyIngress)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("DestinationRule", RuleId::StickyIngress)),
+        "{kinds:?}"
+    );
+    assert!(
+        of(&f, RuleId::SessionAffinity)[0]
+            .message
+            .contains("application pods")
+    );
 }
 
 // ---------- waivers ----------
 
 #[test]
 fn waivers_mark_findings_waived_with_reason() {
-    let mut svc = service("shop", json!({"app": "shop"}), json!({"sessionAffinity": "ClientIP"}));
+    let mut svc = service(
+        "shop",
+        json!({"app": "shop"}),
+        json!({"sessionAffinity": "ClientIP"}),
+    );
     svc["metadata"]["annotations"] = json!({
         "stateless.dev/allow": "session-affinity, sticky-ingress",
         "stateless.dev/allow-reason": "legacy websocket app, migrating in Q3",
@@ -786,9 +1091,15 @@ fn waivers_mark_findings_waived_with_reason() {
     let sa = of(&f, RuleId::SessionAffinity);
     assert_eq!(sa.len(), 1);
     assert!(sa[0].waived);
-    assert_eq!(sa[0].waiver_reason.as_deref(), Some("legacy websocket app, migrating in Q3"));
+    assert_eq!(
+        sa[0].waiver_reason.as_deref(),
+        Some("legacy websocket app, migrating in Q3")
+    );
     let single = of(&f, RuleId::SingleReplica);
-    assert!(!single[0].waived, "a waiver for another rule does not apply");
+    assert!(
+        !single[0].waived,
+        "a waiver for another rule does not apply"
+    );
     assert!(!is_blocking(sa[0], Severity::Low) && is_blocking(single[0], Severity::Low));
     let v = serde_json::to_value(sa[0]).unwrap_or_default();
     assert_eq!(v["waived"], true);
@@ -797,7 +1108,10 @@ fn waivers_mark_findings_waived_with_reason() {
 
 #[test]
 fn star_waives_everything_on_the_object() {
-    let mut d = deployment("shop", json!({"containers": [web(json!({"securityContext": {}}))]}));
+    let mut d = deployment(
+        "shop",
+        json!({"containers": [web(json!({"securityContext": {}}))]}),
+    );
     d["spec"]["replicas"] = json!(1);
     d["metadata"]["annotations"] = json!({"stateless.dev/allow": "*"});
     let f = run(vec![d]);
@@ -809,10 +1123,16 @@ fn star_waives_everything_on_the_object() {
 #[test]
 fn glob_and_images() {
     assert!(glob_match("*/uploads", "/var/www/html/wp-content/uploads/"));
-    assert!(glob_match("*/sites/*/files*", "/var/www/html/sites/default/files"));
+    assert!(glob_match(
+        "*/sites/*/files*",
+        "/var/www/html/sites/default/files"
+    ));
     assert!(!glob_match("*/uploads", "/var/www/uploads-cache"));
     assert!(glob_match("/exact", "/exact"));
-    assert_eq!(image_name("quay.io/prometheus/node-exporter:v1.8@sha256:abc"), "node-exporter");
+    assert_eq!(
+        image_name("quay.io/prometheus/node-exporter:v1.8@sha256:abc"),
+        "node-exporter"
+    );
     assert!(stateful_image("docker.io/bitnami/postgresql:16").is_some());
     assert!(stateful_image("oliver006/redis_exporter:v1").is_none());
     assert!(stateful_image("phpmyadmin/phpmyadmin").is_none());
@@ -825,13 +1145,19 @@ fn output_is_sorted_and_deterministic() {
     let objs: Vec<Object> = (0..3)
         .rev()
         .map(|i| {
-            let mut d = deployment(&format!("d{i}"), json!({"containers": [web(json!({"securityContext": {}}))]}));
+            let mut d = deployment(
+                &format!("d{i}"),
+                json!({"containers": [web(json!({"securityContext": {}}))]}),
+            );
             d["spec"]["replicas"] = json!(1);
             Object::with_source(d, "x.yaml", 10 * (i + 1))
         })
         .collect();
     let a = evaluate(&objs, &Config::default());
     let lines: Vec<Option<usize>> = a.iter().map(|f| f.line).collect();
-    assert_eq!(lines, [Some(10), Some(10), Some(20), Some(20), Some(30), Some(30)]);
+    assert_eq!(
+        lines,
+        [Some(10), Some(10), Some(20), Some(20), Some(30), Some(30)]
+    );
     assert_eq!(a, evaluate(&objs, &Config::default()));
 }
