@@ -23,5 +23,9 @@ fn service_selecting_the_builders_pods_is_attributed_to_the_app() {
     let findings = evaluate(&[Object::new(app), Object::new(svc)], &Config::default());
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].rule, RuleId::SessionAffinity);
-    assert!(findings[0].message.contains("application pods"), "{}", findings[0].message);
+    assert!(
+        findings[0].message.contains("application pods"),
+        "{}",
+        findings[0].message
+    );
 }
