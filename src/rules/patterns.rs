@@ -26,6 +26,9 @@ pub const DEFAULT_UPLOAD_PATHS: &[&str] = &[
     "*/wp-content/uploads*",
     "*/content/images*",
     "*/mattermost/data*",
+    // Nextcloud / ownCloud user files.
+    "/var/www/html/data",
+    "/var/www/html/data/*",
 ];
 
 /// Glob match with `*` as the only wildcard (matches any characters,
