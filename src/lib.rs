@@ -14,6 +14,8 @@ pub mod build;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod http;
 pub mod lint;
+pub mod metrics;
 pub mod rules;
 pub mod webhook;

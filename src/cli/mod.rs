@@ -6,6 +6,7 @@
 pub mod crd;
 pub mod lint;
 pub mod rules;
+pub mod run;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the StatelessApp CustomResourceDefinition as YAML.
     Crd,
+    /// Run the StatelessApp controller against the current kubeconfig or in-cluster config.
+    Run(run::RunArgs),
     /// Check Kubernetes manifests offline for state in the application tier.
     Lint(lint::LintArgs),
     /// Print the statelessness rule catalogue.
@@ -35,6 +38,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => crd::run(),
+        Command::Run(args) => run::run(args),
         Command::Lint(args) => lint::run(&args),
         Command::Rules(args) => rules::run(&args),
     }

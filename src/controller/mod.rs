@@ -1,1 +1,342 @@
-//! placeholder, filled by its issue
+//! The StatelessApp controller.
+//!
+//! Reconcile runs as steps (see [`reconcile`]): observe → validate → build
+//! (pure, [`crate::build`]) → apply ([`apply`], zero writes when unchanged) →
+//! status ([`status`], pure condition logic). This module wires the watches,
+//! the shared [`Context`], the error enum and the per-object backoff.
+
+pub mod apply;
+mod reconcile;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+
+use crate::build::{BuildError, labels};
+use crate::crd::{ConfigKind, StatelessApp};
+use crate::metrics::Metrics;
+
+/// Everything that can make one reconciliation fail. `reason()` is the
+/// CamelCase word used in the Ready condition, Events and metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot build the children: {0}")]
+    Build(#[from] BuildError),
+
+    #[error("{verb} {kind} {namespace}/{name}: {source}")]
+    Kube {
+        verb: &'static str,
+        kind: String,
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("serializing {kind}: {source}")]
+    Serialize {
+        kind: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error(
+        "the session store Secret {namespace}/{name} named in spec.sessionStore.external.secretRef does not exist; create it with the Redis URL under key {key:?}"
+    )]
+    ExternalSecretNotFound {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+
+    #[error(
+        "the session store Secret {namespace}/{name} has no key {key:?} (spec.sessionStore.external.secretRef.key); add the Redis URL under that key"
+    )]
+    ExternalSecretKeyMissing {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+
+    #[error(
+        "Secret {namespace}/{name} already exists and is not controlled by this StatelessApp; the operator will not take it over. Rename or delete it, or use sessionStore.type: external"
+    )]
+    SecretConflict { namespace: String, name: String },
+
+    #[error(
+        "{kind} {namespace}/{name} already exists and is not controlled by this StatelessApp; the operator will not take it over. Rename the app or remove that object"
+    )]
+    ChildConflict {
+        kind: String,
+        namespace: String,
+        name: String,
+    },
+
+    #[error(
+        "the managed session store Secret {namespace}/{name} lacks key {key:?}; delete the Secret so the operator creates a new one (the session store restarts empty)"
+    )]
+    ManagedSecretIncomplete {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Build(_) => "InvalidSpec",
+            Error::Kube { .. } => "ApiError",
+            Error::Serialize { .. } => "InternalError",
+            Error::ExternalSecretNotFound { .. } => "ExternalSecretNotFound",
+            Error::ExternalSecretKeyMissing { .. } => "ExternalSecretKeyMissing",
+            Error::SecretConflict { .. } => "SecretConflict",
+            Error::ChildConflict { .. } => "ChildConflict",
+            Error::ManagedSecretIncomplete { .. } => "ManagedSecretIncomplete",
+        }
+    }
+}
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Most StatelessApps reconciled at the same time (per watched namespace).
+    pub concurrency: u16,
+    /// Watched namespaces; empty means all.
+    pub namespaces: Vec<String>,
+    /// Periodic re-check of a converged app (drift the watches cannot see).
+    pub resync: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            namespaces: Vec::new(),
+            resync: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Shared state of every reconciliation.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    /// Consecutive failures per app, for exponential backoff.
+    failures: Mutex<HashMap<ObjectRef<StatelessApp>, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>, settings: Settings) -> Self {
+        let reporter = Reporter {
+            controller: "stateless-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            settings,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn reset_failures(&self, app: &StatelessApp) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&ObjectRef::from_obj(app));
+        }
+    }
+
+    /// 1s, 2s, 4s … capped at 5 minutes: a broken app is retried, never hot-looped.
+    fn next_backoff(&self, app: &StatelessApp) -> Duration {
+        let attempts = self
+            .failures
+            .lock()
+            .map(|mut failures| {
+                let n = failures.entry(ObjectRef::from_obj(app)).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            })
+            .unwrap_or(1);
+        backoff_for(attempts)
+    }
+}
+
+fn backoff_for(attempts: u32) -> Duration {
+    let secs = 1u64 << attempts.saturating_sub(1).min(9);
+    Duration::from_secs(secs.min(300))
+}
+
+fn error_policy(app: Arc<StatelessApp>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.next_backoff(&app);
+    tracing::warn!(
+        app = %app.name_any(),
+        namespace = app.namespace().unwrap_or_default(),
+        reason = error.reason(),
+        retry_in = ?delay,
+        "reconcile failed: {error}"
+    );
+    Action::requeue(delay)
+}
+
+/// Apps (from the controller's cache) that a ConfigMap or Secret concerns:
+/// the one controlling it, and every app in its namespace that references it.
+fn apps_for_config(
+    store: &Store<StatelessApp>,
+    kind: ConfigKind,
+    obj: &impl Resource,
+) -> Vec<ObjectRef<StatelessApp>> {
+    let namespace = obj.meta().namespace.clone().unwrap_or_default();
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let mut refs: Vec<ObjectRef<StatelessApp>> = obj
+        .owner_references()
+        .iter()
+        .filter(|o| o.controller == Some(true) && o.kind == crate::crd::KIND)
+        .map(|o| ObjectRef::new(&o.name).within(&namespace))
+        .collect();
+    refs.extend(
+        store
+            .state()
+            .iter()
+            .filter(|app| app.namespace().as_deref() == Some(namespace.as_str()))
+            .filter(|app| {
+                app.referenced_config()
+                    .iter()
+                    .any(|r| r.kind == kind && r.name == name)
+            })
+            .map(|app| ObjectRef::from_obj(app.as_ref())),
+    );
+    refs
+}
+
+/// Run the controller until `shutdown` resolves; in-flight reconciliations
+/// finish first. One controller per watched namespace (or one for all).
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        metrics.clone(),
+        settings.clone(),
+    ));
+    let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings.namespaces.iter().cloned().map(Some).collect()
+    };
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let controllers = scopes.into_iter().map(|namespace| {
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        let client = client.clone();
+        async move {
+            run_scope(client, namespace, ctx, shutdown).await;
+        }
+    });
+    metrics.set_ready(true);
+    futures::future::join_all(controllers).await;
+    metrics.set_ready(false);
+}
+
+fn api_in<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn run_scope(
+    client: Client,
+    namespace: Option<String>,
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ns = namespace.as_deref();
+    // Only our own children, not every Deployment in the cluster, in the caches.
+    let owned = watcher::Config::default()
+        .labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
+        .any_semantic();
+    let controller = Controller::new(
+        api_in::<StatelessApp>(&client, ns),
+        watcher::Config::default().any_semantic(),
+    );
+    let store = controller.store();
+    let (cm_store, secret_store) = (store.clone(), store);
+    controller
+        .owns(api_in::<Deployment>(&client, ns), owned.clone())
+        .owns(api_in::<Service>(&client, ns), owned.clone())
+        .owns(
+            api_in::<HorizontalPodAutoscaler>(&client, ns),
+            owned.clone(),
+        )
+        .owns(api_in::<PodDisruptionBudget>(&client, ns), owned.clone())
+        .owns(api_in::<NetworkPolicy>(&client, ns), owned.clone())
+        .owns(api_in::<PersistentVolumeClaim>(&client, ns), owned)
+        // ConfigMaps and Secrets: the managed ones, and any the pods reference
+        // (their content feeds the config hash that rolls the pods).
+        .watches(
+            api_in::<ConfigMap>(&client, ns),
+            watcher::Config::default().any_semantic(),
+            move |cm| apps_for_config(&cm_store, ConfigKind::ConfigMap, &cm),
+        )
+        .watches(
+            api_in::<Secret>(&client, ns),
+            watcher::Config::default().any_semantic(),
+            move |s| apps_for_config(&secret_store, ConfigKind::Secret, &s),
+        )
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("controller event: {e}");
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_and_is_capped() {
+        let secs: Vec<u64> = (1..=12).map(|n| backoff_for(n).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+    }
+
+    #[test]
+    fn error_reasons_are_camel_case_words() {
+        let e = Error::ExternalSecretNotFound {
+            namespace: "ns".into(),
+            name: "redis".into(),
+            key: "url".into(),
+        };
+        assert_eq!(e.reason(), "ExternalSecretNotFound");
+        assert!(e.to_string().contains("ns/redis"));
+    }
+}

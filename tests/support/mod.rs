@@ -26,9 +26,12 @@ pub fn kubeconfig_path() -> PathBuf {
     }
     let cache = std::env::var_os("STATELESS_CACHE_DIR")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("stateless-operator")))
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("stateless-operator"))
+        })
         .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stateless-operator")
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/stateless-operator")
         });
     std::env::var_os("STATELESS_RUN_DIR")
         .map(PathBuf::from)
@@ -48,7 +51,8 @@ pub async fn config() -> Config {
 
 /// An admin client for the running plane, checked to answer.
 pub async fn client() -> Client {
-    let client = Client::try_from(config().await).unwrap_or_else(|e| panic!("{HOW_TO_START} ({e})"));
+    let client =
+        Client::try_from(config().await).unwrap_or_else(|e| panic!("{HOW_TO_START} ({e})"));
     match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
         Ok(Ok(_)) => client,
         Ok(Err(e)) => panic!("{HOW_TO_START} (GET /version failed: {e})"),
@@ -93,12 +97,18 @@ impl TestNamespace {
             .await
             .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
         // Pods cannot be created until the controller-manager made the default ServiceAccount.
-        let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &name);
-        wait_until(Duration::from_secs(30), &format!("default ServiceAccount in {name}"), || async {
-            sa.get_opt("default").await.ok().flatten().is_some()
-        })
+        let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client.clone(), &name);
+        wait_until(
+            Duration::from_secs(30),
+            &format!("default ServiceAccount in {name}"),
+            || async { sa.get_opt("default").await.ok().flatten().is_some() },
+        )
         .await;
-        Self { name, client: client.clone() }
+        Self {
+            name,
+            client: client.clone(),
+        }
     }
 
     pub fn api<K>(&self) -> Api<K>
@@ -121,10 +131,17 @@ impl Drop for TestNamespace {
         // this very drop. So delete from a thread with its own runtime and its
         // own client. Best effort: the plane is torn down after the suite anyway.
         let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 rt.block_on(async {
-                    let Ok(client) = Client::try_from(config().await) else { return };
-                    let _ = Api::<Namespace>::all(client).delete(&name, &DeleteParams::background()).await;
+                    let Ok(client) = Client::try_from(config().await) else {
+                        return;
+                    };
+                    let _ = Api::<Namespace>::all(client)
+                        .delete(&name, &DeleteParams::background())
+                        .await;
                 });
             }
         })
@@ -148,4 +165,145 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Install (server-side apply) the StatelessApp CRD from the code and wait until it is Established.
+pub async fn ensure_crd(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = stateless_operator::crd::definition();
+    crds.patch(
+        stateless_operator::crd::CRD_NAME,
+        &PatchParams::apply("stateless-operator-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying the StatelessApp CRD: {e}"));
+    wait_until(
+        Duration::from_secs(30),
+        "StatelessApp CRD Established",
+        || async {
+            crds.get(stateless_operator::crd::CRD_NAME)
+                .await
+                .ok()
+                .and_then(|c| c.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+        },
+    )
+    .await;
+}
+
+/// A controller running in this process, watching one namespace; stopped on drop.
+pub struct Operator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub metrics: std::sync::Arc<stateless_operator::metrics::Metrics>,
+}
+
+impl Operator {
+    /// Start the controller for `namespace` with a short resync, so that
+    /// periodic reconciles happen (and must stay write-free) within a test.
+    pub fn start(client: &Client, namespace: &str) -> Self {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let metrics = std::sync::Arc::new(stateless_operator::metrics::Metrics::new());
+        let settings = stateless_operator::controller::Settings {
+            concurrency: 2,
+            namespaces: vec![namespace.to_string()],
+            resync: Duration::from_secs(10),
+        };
+        tokio::spawn(stateless_operator::controller::run(
+            client.clone(),
+            settings,
+            metrics.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Self {
+            stop: Some(tx),
+            metrics,
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Parse a multi-document YAML file of the repo into JSON objects.
+pub fn load_yaml(path: &str) -> Vec<serde_json::Value> {
+    let full = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
+    let text = std::fs::read_to_string(&full)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", full.display()));
+    serde_saphyr::from_multiple::<serde_json::Value>(&text)
+        .unwrap_or_else(|e| panic!("parsing {}: {e}", full.display()))
+        .into_iter()
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+/// Server-side apply arbitrary objects (by their apiVersion/kind) into `namespace`.
+pub async fn apply_objects(client: &Client, namespace: &str, objects: &[serde_json::Value]) {
+    use kube::api::{DynamicObject, Patch, PatchParams};
+    use kube::discovery::{ApiResource, Discovery};
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("API discovery: {e}"));
+    for obj in objects {
+        let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+        let kind = obj["kind"].as_str().unwrap_or_default();
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        let (resource, _caps): (ApiResource, _) = discovery
+            .resolve_gvk(&gvk)
+            .unwrap_or_else(|| panic!("{api_version} {kind} is not served by the API server"));
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        api.patch(
+            name,
+            &PatchParams::apply("stateless-operator-tests").force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+    }
+}
+
+/// Audit log of the local plane (writes only, see hack/cluster.sh), next to its kubeconfig.
+pub fn audit_log_path() -> PathBuf {
+    kubeconfig_path().with_file_name("audit.log")
+}
+
+/// Write requests recorded in the audit log for `namespace` by user `admin`
+/// (the identity the in-process operator and the tests use): `verb uri` strings.
+pub fn audited_writes(namespace: &str) -> Vec<String> {
+    let path = audit_log_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "reading the audit log {}: {e}; the idle-write check needs the local plane of hack/cluster.sh",
+            path.display()
+        )
+    });
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["stage"] == "ResponseComplete")
+        .filter(|e| e["user"]["username"] == "admin")
+        .filter(|e| e["objectRef"]["namespace"] == namespace)
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["verb"].as_str().unwrap_or("?"),
+                e["requestURI"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
 }

@@ -1,0 +1,639 @@
+//! One reconciliation of a StatelessApp, as steps:
+//! observe (referenced config, session store) → build (pure) → apply (only
+//! what changed) → prune (managed objects no longer wanted) → status.
+//!
+//! Errors do not skip the status step: the app always says why it is not
+//! Ready, and the error goes to the backoff in [`super::error_policy`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::apply::{Applied, apply, hex};
+use super::status::{self, Observation, Observed};
+use super::{Context, Error};
+use crate::build::{self, BuildInputs, FIELD_MANAGER, is_controlled_by, names};
+use crate::crd::{
+    ConfigKind, SessionStoreStatus, SessionStoreType, StatelessApp, StatelessAppStatus,
+    condition_types,
+};
+
+/// Pod-template annotation of the managed Redis that changes with its Secret,
+/// so Redis restarts with a new password if the Secret is ever recreated.
+pub const SECRET_HASH_ANNOTATION: &str = "stateless.dev/secret-hash";
+
+pub async fn reconcile(app: Arc<StatelessApp>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if app.metadata.deletion_timestamp.is_some() {
+        // The garbage collector removes the children through their owner
+        // references; applying now would recreate what it just deleted.
+        return Ok(Action::await_change());
+    }
+    let mut timer = ctx.metrics.reconcile_timer();
+    let namespace = app.namespace().unwrap_or_default();
+    let mut observed = Observed {
+        generation: app.metadata.generation,
+        ..Default::default()
+    };
+    let mut changes = Vec::new();
+    let outcome = converge(&app, &ctx, &namespace, &mut observed, &mut changes).await;
+    if let Err(e) = &outcome {
+        observed.ready = Some(Observation::new(false, e.reason(), e.to_string()));
+    }
+    publish_changes(&app, &ctx, &changes).await;
+    let status_result = write_status(&app, &ctx, &namespace, &observed).await;
+    timer.set_result(match &outcome {
+        Ok(()) => "ok",
+        Err(e) => e.reason(),
+    });
+    outcome?;
+    status_result?;
+    ctx.reset_failures(&app);
+    Ok(Action::requeue(ctx.settings.resync))
+}
+
+/// Observe, build, apply and prune; fill `observed` as far as it got.
+async fn converge(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+    observed: &mut Observed,
+    changes: &mut Vec<String>,
+) -> Result<(), Error> {
+    let client = &ctx.client;
+    let name = app.name_any();
+
+    // Observe: the session store first, since its Secret feeds the config hash.
+    let session_secret = match app.spec.session_store_type() {
+        SessionStoreType::Managed => {
+            let secret = ensure_managed_secret(app, ctx, namespace, changes).await?;
+            observed.session_store = Some(SessionStoreStatus {
+                service_name: Some(names::redis(&name)),
+                secret_name: Some(names::redis_secret(&name)),
+                secret_key: Some(build::redis::URL_KEY.to_string()),
+            });
+            Some(secret)
+        }
+        SessionStoreType::External => {
+            let secret = check_external_secret(app, ctx, namespace).await;
+            let reference = app.spec.external_session_secret();
+            observed.session_store = Some(SessionStoreStatus {
+                service_name: None,
+                secret_name: reference.map(|r| r.name.clone()),
+                secret_key: reference.map(|r| r.key.clone()),
+            });
+            match secret {
+                Ok(secret) => {
+                    observed.session_store_ready = Some(Observation::new(
+                        true,
+                        "ExternalSecretFound",
+                        "the external session store Secret is present",
+                    ));
+                    Some(secret)
+                }
+                Err(e) => {
+                    observed.session_store_ready =
+                        Some(Observation::new(false, e.reason(), e.to_string()));
+                    return Err(e);
+                }
+            }
+        }
+        SessionStoreType::None => {
+            observed.session_store_ready = Some(Observation::new(
+                true,
+                "NotConfigured",
+                "no session store configured (sessionStore.type: none)",
+            ));
+            None
+        }
+    };
+    let config_hash = hash_referenced_config(app, ctx, namespace).await?;
+
+    // Build: pure.
+    let children = build::children(
+        app,
+        &BuildInputs {
+            config_hash: Some(config_hash),
+        },
+    )?;
+
+    // Apply: the session store before the app that connects to it.
+    let redis_ready = match children.session_store {
+        Some(mut redis) => {
+            let secret_hash = session_secret
+                .as_ref()
+                .map(secret_digest)
+                .unwrap_or_default();
+            if let Some(template_meta) = redis
+                .deployment
+                .spec
+                .as_mut()
+                .map(|s| s.template.metadata.get_or_insert_with(Default::default))
+            {
+                template_meta
+                    .annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(SECRET_HASH_ANNOTATION.to_string(), secret_hash);
+            }
+            track(
+                changes,
+                ctx,
+                apply(
+                    &Api::namespaced(client.clone(), namespace),
+                    app,
+                    redis.config,
+                )
+                .await?,
+            );
+            track(
+                changes,
+                ctx,
+                apply(
+                    &Api::namespaced(client.clone(), namespace),
+                    app,
+                    redis.service,
+                )
+                .await?,
+            );
+            track(
+                changes,
+                ctx,
+                apply(
+                    &Api::namespaced(client.clone(), namespace),
+                    app,
+                    redis.network_policy,
+                )
+                .await?,
+            );
+            match redis.pvc {
+                Some(pvc) => track(
+                    changes,
+                    ctx,
+                    apply(&Api::namespaced(client.clone(), namespace), app, pvc).await?,
+                ),
+                None => {
+                    prune::<PersistentVolumeClaim>(
+                        app,
+                        ctx,
+                        namespace,
+                        &names::redis_data(&name),
+                        changes,
+                    )
+                    .await?
+                }
+            }
+            let deployment = apply(
+                &Api::<Deployment>::namespaced(client.clone(), namespace),
+                app,
+                redis.deployment,
+            )
+            .await?;
+            let ready = status::redis_readiness(deployment.object());
+            track(changes, ctx, deployment);
+            Some(ready)
+        }
+        None => {
+            prune_session_store(app, ctx, namespace, changes).await?;
+            None
+        }
+    };
+    if let Some(ready) = redis_ready {
+        observed.session_store_ready = Some(ready);
+    }
+
+    let deployment = apply(
+        &Api::<Deployment>::namespaced(client.clone(), namespace),
+        app,
+        children.deployment,
+    )
+    .await?;
+    let readiness = status::deployment_readiness(deployment.object(), app.spec.min_replicas());
+    let deployment_status = deployment.object().status.clone().unwrap_or_default();
+    observed.replicas = deployment_status.replicas;
+    observed.ready_replicas = deployment_status.ready_replicas;
+    track(changes, ctx, deployment);
+    track(
+        changes,
+        ctx,
+        apply(
+            &Api::namespaced(client.clone(), namespace),
+            app,
+            children.service,
+        )
+        .await?,
+    );
+    track(
+        changes,
+        ctx,
+        apply(
+            &Api::namespaced(client.clone(), namespace),
+            app,
+            children.hpa,
+        )
+        .await?,
+    );
+    track(
+        changes,
+        ctx,
+        apply(
+            &Api::namespaced(client.clone(), namespace),
+            app,
+            children.pdb,
+        )
+        .await?,
+    );
+
+    observed.ready = Some(match &observed.session_store_ready {
+        Some(store) if !store.status => {
+            Observation::new(false, "SessionStoreNotReady", store.message.clone())
+        }
+        _ => readiness,
+    });
+    Ok(())
+}
+
+/// Note an applied child in the change list (for the Event) and the metrics.
+fn track<K: Resource<DynamicType = ()>>(
+    changes: &mut Vec<String>,
+    ctx: &Context,
+    applied: Applied<K>,
+) {
+    let verb = match &applied {
+        Applied::Created(_) => "created",
+        Applied::Updated(_) => "updated",
+        Applied::Unchanged(_) => return,
+    };
+    let kind = K::kind(&());
+    ctx.metrics.count_write(&kind, "apply");
+    changes.push(format!(
+        "{verb} {kind} {}",
+        applied.object().meta().name.as_deref().unwrap_or_default()
+    ));
+}
+
+/// The managed Redis Secret: created once with a fresh random password and
+/// never regenerated. A Secret of that name that we do not control is never
+/// taken over.
+async fn ensure_managed_secret(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+    changes: &mut Vec<String>,
+) -> Result<Secret, Error> {
+    let name = names::redis_secret(&app.name_any());
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
+    let kube_err = |verb: &'static str| {
+        let (namespace, name) = (namespace.to_string(), name.clone());
+        move |source| Error::Kube {
+            verb,
+            kind: "Secret".into(),
+            namespace,
+            name,
+            source,
+        }
+    };
+    if let Some(secret) = api.get_opt(&name).await.map_err(kube_err("get"))? {
+        if !is_controlled_by(secret.meta(), app) {
+            return Err(Error::SecretConflict {
+                namespace: namespace.into(),
+                name,
+            });
+        }
+        let data = secret.data.as_ref();
+        for key in [build::redis::PASSWORD_KEY, build::redis::URL_KEY] {
+            if !data.is_some_and(|d| d.contains_key(key)) {
+                return Err(Error::ManagedSecretIncomplete {
+                    namespace: namespace.into(),
+                    name,
+                    key: key.into(),
+                });
+            }
+        }
+        return Ok(secret);
+    }
+    let password = build::generate_password()?;
+    let secret = build::redis_secret(app, &password)?;
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let created = api
+        .create(&params, &secret)
+        .await
+        .map_err(kube_err("create"))?;
+    ctx.metrics.count_write("Secret", "create");
+    changes.push(format!("created Secret {name}"));
+    Ok(created)
+}
+
+async fn check_external_secret(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Secret, Error> {
+    // The CRD's CEL rule requires secretRef with type external; this is the
+    // same check for objects that predate the rule.
+    let Some(reference) = app.spec.external_session_secret() else {
+        return Err(Error::Build(build::BuildError::MissingExternalSecret {
+            namespace: namespace.into(),
+            name: app.name_any(),
+        }));
+    };
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
+    let secret = api
+        .get_opt(&reference.name)
+        .await
+        .map_err(|source| Error::Kube {
+            verb: "get",
+            kind: "Secret".into(),
+            namespace: namespace.into(),
+            name: reference.name.clone(),
+            source,
+        })?;
+    let Some(secret) = secret else {
+        return Err(Error::ExternalSecretNotFound {
+            namespace: namespace.into(),
+            name: reference.name.clone(),
+            key: reference.key.clone(),
+        });
+    };
+    let has_key = secret
+        .data
+        .as_ref()
+        .is_some_and(|d| d.contains_key(&reference.key))
+        || secret
+            .string_data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(&reference.key));
+    if !has_key {
+        return Err(Error::ExternalSecretKeyMissing {
+            namespace: namespace.into(),
+            name: reference.name.clone(),
+            key: reference.key.clone(),
+        });
+    }
+    Ok(secret)
+}
+
+/// Digest of a Secret's data; only the digest ever leaves this function.
+fn secret_digest(secret: &Secret) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in secret.data.iter().flatten() {
+        hasher.update(key.as_bytes());
+        hasher.update([0]);
+        hasher.update(&value.0);
+        hasher.update([0]);
+    }
+    hex(&hasher.finalize()[..16])
+}
+
+/// Digest of every ConfigMap and Secret the pods reference (sorted by kind and
+/// name; keys sorted within). A missing object hashes as missing, so creating
+/// it later also rolls the pods.
+async fn hash_referenced_config(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<String, Error> {
+    let mut hasher = Sha256::new();
+    for reference in app.referenced_config() {
+        hasher.update(format!("{reference}\0").as_bytes());
+        let kube_err = |source| Error::Kube {
+            verb: "get",
+            kind: reference.kind.as_str().to_string(),
+            namespace: namespace.into(),
+            name: reference.name.clone(),
+            source,
+        };
+        match reference.kind {
+            ConfigKind::ConfigMap => {
+                let api = Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace);
+                match api.get_opt(&reference.name).await.map_err(kube_err)? {
+                    Some(cm) => {
+                        for (k, v) in cm.data.iter().flatten() {
+                            hasher.update(format!("{k}\0{v}\0").as_bytes());
+                        }
+                        for (k, v) in cm.binary_data.iter().flatten() {
+                            hasher.update(format!("{k}\0").as_bytes());
+                            hasher.update(&v.0);
+                            hasher.update([0]);
+                        }
+                    }
+                    None => hasher.update(b"<missing>\0"),
+                }
+            }
+            ConfigKind::Secret => {
+                let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
+                match api.get_opt(&reference.name).await.map_err(kube_err)? {
+                    Some(secret) => hasher.update(secret_digest(&secret).as_bytes()),
+                    None => hasher.update(b"<missing>\0"),
+                }
+            }
+        }
+    }
+    Ok(hex(&hasher.finalize()[..16]))
+}
+
+/// Delete `name` of kind K if it exists and this app controls it.
+async fn prune<K>(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    changes: &mut Vec<String>,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let kind = K::kind(&()).to_string();
+    let api = Api::<K>::namespaced(ctx.client.clone(), namespace);
+    let kube_err = |verb: &'static str| {
+        let (kind, namespace, name) = (kind.clone(), namespace.to_string(), name.to_string());
+        move |source| Error::Kube {
+            verb,
+            kind,
+            namespace,
+            name,
+            source,
+        }
+    };
+    let Some(obj) = api.get_opt(name).await.map_err(kube_err("get"))? else {
+        return Ok(());
+    };
+    if !is_controlled_by(obj.meta(), app) || obj.meta().deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(kube_err("delete")(e)),
+    }
+    ctx.metrics.count_write(&kind, "delete");
+    changes.push(format!("pruned {kind} {name}"));
+    Ok(())
+}
+
+/// Remove every managed Redis object after a switch to `external` or `none`.
+async fn prune_session_store(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+    changes: &mut Vec<String>,
+) -> Result<(), Error> {
+    let name = app.name_any();
+    let redis = names::redis(&name);
+    prune::<Deployment>(app, ctx, namespace, &redis, changes).await?;
+    prune::<Service>(app, ctx, namespace, &redis, changes).await?;
+    prune::<NetworkPolicy>(app, ctx, namespace, &redis, changes).await?;
+    prune::<ConfigMap>(app, ctx, namespace, &redis, changes).await?;
+    prune::<PersistentVolumeClaim>(app, ctx, namespace, &names::redis_data(&name), changes).await?;
+    prune::<Secret>(app, ctx, namespace, &names::redis_secret(&name), changes).await
+}
+
+/// One Event per reconciliation that changed something, listing the changes.
+async fn publish_changes(app: &StatelessApp, ctx: &Context, changes: &[String]) {
+    if changes.is_empty() {
+        return;
+    }
+    let created = changes.iter().any(|c| c.starts_with("created Deployment"));
+    let event = Event {
+        type_: EventType::Normal,
+        reason: if created { "Created" } else { "Updated" }.into(),
+        note: Some(truncate(&changes.join(", "), 1000)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    publish(app, ctx, event).await;
+}
+
+async fn publish(app: &StatelessApp, ctx: &Context, event: Event) {
+    if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
+        tracing::warn!(app = %app.name_any(), "publishing event {}: {e}", event.reason);
+    } else {
+        ctx.metrics.count_write("Event", "create");
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Patch the status only when it differs; announce Ready transitions.
+async fn write_status(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+    observed: &Observed,
+) -> Result<(), Error> {
+    let current = app.status.as_ref();
+    let next = status::next_status(current, observed, &status::now());
+    if current == Some(&next) {
+        return Ok(());
+    }
+    let api = Api::<StatelessApp>::namespaced(ctx.client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": crate::crd::StatelessApp::api_version(&()),
+        "kind": crate::crd::KIND,
+        "status": next,
+    });
+    api.patch_status(
+        &app.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        verb: "patch status of",
+        kind: crate::crd::KIND.into(),
+        namespace: namespace.into(),
+        name: app.name_any(),
+        source,
+    })?;
+    ctx.metrics.count_write(crate::crd::KIND, "status");
+    announce_transitions(app, ctx, current, &next).await;
+    Ok(())
+}
+
+async fn announce_transitions(
+    app: &StatelessApp,
+    ctx: &Context,
+    before: Option<&StatelessAppStatus>,
+    after: &StatelessAppStatus,
+) {
+    let was = status::condition_status(before, condition_types::READY);
+    let Some(ready) = after
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition_types::READY)
+    else {
+        return;
+    };
+    let is = ready.status == "True";
+    let previous_reason = before
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == condition_types::READY)
+        })
+        .map(|c| c.reason.as_str());
+    let event = match (was, is) {
+        (Some(false) | None, true) => Event {
+            type_: EventType::Normal,
+            reason: "Ready".into(),
+            note: Some(truncate(&ready.message, 1000)),
+            action: "Reconcile".into(),
+            secondary: None,
+        },
+        (Some(true), false) => Event {
+            type_: EventType::Warning,
+            reason: "Degraded".into(),
+            note: Some(truncate(
+                &format!("{}: {}", ready.reason, ready.message),
+                1000,
+            )),
+            action: "Reconcile".into(),
+            secondary: None,
+        },
+        // Not ready, and now for a new reason that is a failure (not mere progress).
+        (_, false)
+            if previous_reason != Some(ready.reason.as_str()) && is_failure(&ready.reason) =>
+        {
+            Event {
+                type_: EventType::Warning,
+                reason: ready.reason.clone(),
+                note: Some(truncate(&ready.message, 1000)),
+                action: "Reconcile".into(),
+                secondary: None,
+            }
+        }
+        _ => return,
+    };
+    publish(app, ctx, event).await;
+}
+
+fn is_failure(reason: &str) -> bool {
+    !matches!(
+        reason,
+        "RollingOut" | "WaitingForPods" | "SessionStoreNotReady"
+    )
+}

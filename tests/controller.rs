@@ -1,0 +1,616 @@
+//! The StatelessApp controller against the real API server of the local plane.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use stateless_operator::crd::StatelessApp;
+
+use support::{
+    Operator, TestNamespace, apply_objects, audited_writes, client, ensure_crd, load_yaml,
+    wait_until,
+};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
+    let client = client().await;
+    ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let operator = Operator::start(&client, &ns.name);
+    (client, ns, operator)
+}
+
+fn condition(app: &StatelessApp, type_: &str) -> Option<(String, String, String)> {
+    app.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Wait until the app reports Ready=True for its current generation.
+async fn wait_ready(apps: &Api<StatelessApp>, name: &str) -> StatelessApp {
+    wait_until(
+        WAIT,
+        &format!("StatelessApp {name} Ready=True at its generation"),
+        || async {
+            apps.get(name).await.ok().is_some_and(|app| {
+                let current = app.status.as_ref().and_then(|s| s.observed_generation)
+                    == app.metadata.generation;
+                current && condition(&app, "Ready").is_some_and(|(s, _, _)| s == "True")
+            })
+        },
+    )
+    .await;
+    apps.get(name).await.expect("get app")
+}
+
+fn basic_app(name: &str) -> serde_json::Value {
+    let mut app = load_yaml("examples/basic.yaml").remove(0);
+    app["metadata"]["name"] = json!(name);
+    app
+}
+
+fn owned_by(obj: &impl kube::Resource, app: &StatelessApp) -> bool {
+    obj.owner_references().iter().any(|o| {
+        o.controller == Some(true)
+            && Some(&o.uid) == app.metadata.uid.as_ref()
+            && o.kind == "StatelessApp"
+    })
+}
+
+#[tokio::test]
+async fn basic_example_converges_heals_and_respects_the_hpa() {
+    let (client, ns, _operator) = setup("ctrl-basic").await;
+    let apps = ns.api::<StatelessApp>();
+    apply_objects(&client, &ns.name, &[basic_app("web")]).await;
+    let app = wait_ready(&apps, "web").await;
+
+    // Every child exists, is controlled by the app and has what the spec says.
+    let deployments = ns.api::<Deployment>();
+    let services = ns.api::<Service>();
+    let deployment = deployments.get("web").await.expect("Deployment web");
+    assert!(owned_by(&deployment, &app));
+    let spec = deployment.spec.clone().expect("deployment spec");
+    let strategy = spec
+        .strategy
+        .clone()
+        .and_then(|s| s.rolling_update)
+        .expect("rolling update");
+    assert_eq!(
+        strategy.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
+    );
+    let pod = spec.template.spec.clone().expect("pod spec");
+    let container = &pod.containers[0];
+    let redis_url = container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "REDIS_URL")
+        .and_then(|e| e.value_from.clone())
+        .and_then(|v| v.secret_key_ref)
+        .expect("REDIS_URL from a Secret key");
+    assert_eq!(
+        (redis_url.name.as_str(), redis_url.key.as_str()),
+        ("web-redis", "url")
+    );
+    assert_eq!(
+        container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.read_only_root_filesystem),
+        Some(true)
+    );
+    assert!(
+        spec.template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .is_some_and(|a| a.contains_key(stateless_operator::build::CONFIG_HASH_ANNOTATION)),
+        "pod template carries the config hash"
+    );
+    let service = services.get("web").await.expect("Service web");
+    assert!(owned_by(&service, &app));
+    assert_eq!(
+        service
+            .spec
+            .as_ref()
+            .and_then(|s| s.session_affinity.as_deref()),
+        Some("None")
+    );
+    let hpa = ns
+        .api::<HorizontalPodAutoscaler>()
+        .get("web")
+        .await
+        .expect("HPA web");
+    assert!(owned_by(&hpa, &app));
+    let hpa_spec = hpa.spec.expect("hpa spec");
+    assert_eq!(
+        (hpa_spec.min_replicas, hpa_spec.max_replicas),
+        (Some(2), 10)
+    );
+    assert_eq!(hpa_spec.scale_target_ref.name, "web");
+    assert!(owned_by(
+        &ns.api::<PodDisruptionBudget>()
+            .get("web")
+            .await
+            .expect("PDB web"),
+        &app
+    ));
+    for kind_and_owner in [
+        owned_by(
+            &ns.api::<Secret>()
+                .get("web-redis")
+                .await
+                .expect("Secret web-redis"),
+            &app,
+        ),
+        owned_by(
+            &ns.api::<ConfigMap>()
+                .get("web-redis")
+                .await
+                .expect("ConfigMap web-redis"),
+            &app,
+        ),
+        owned_by(
+            &deployments
+                .get("web-redis")
+                .await
+                .expect("Deployment web-redis"),
+            &app,
+        ),
+        owned_by(
+            &services.get("web-redis").await.expect("Service web-redis"),
+            &app,
+        ),
+        owned_by(
+            &ns.api::<NetworkPolicy>()
+                .get("web-redis")
+                .await
+                .expect("NetworkPolicy web-redis"),
+            &app,
+        ),
+    ] {
+        assert!(
+            kind_and_owner,
+            "managed Redis objects are controlled by the app"
+        );
+    }
+    let status = app.status.clone().expect("status");
+    let store = status.session_store.expect("session store status");
+    assert_eq!(store.secret_name.as_deref(), Some("web-redis"));
+    assert_eq!(store.service_name.as_deref(), Some("web-redis"));
+    assert!(condition(&app, "SessionStoreReady").is_some_and(|(s, _, _)| s == "True"));
+    // The status never carries the password.
+    let password = ns
+        .api::<Secret>()
+        .get("web-redis")
+        .await
+        .expect("secret")
+        .data
+        .expect("data")["password"]
+        .0
+        .clone();
+    let status_json = serde_json::to_string(&app.status).expect("status json");
+    assert!(!status_json.contains(&String::from_utf8_lossy(&password).to_string()));
+    // The HPA raised the Deployment to min replicas; the operator does not own spec.replicas.
+    assert!(
+        deployment
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|m| m.manager.as_deref() == Some("stateless-operator"))
+            .all(|m| !serde_json::to_string(&m.fields_v1)
+                .unwrap_or_default()
+                .contains("f:replicas")),
+        "the operator never owns spec.replicas"
+    );
+
+    // Idle: after convergence, no write requests at all — periodic resyncs (every 10 s here) included.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = audited_writes(&ns.name);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let after = audited_writes(&ns.name);
+    assert_eq!(
+        after[before.len()..].to_vec(),
+        Vec::<String>::new(),
+        "writes while idle"
+    );
+
+    // The HPA (played by the test) scales the Deployment: the operator leaves it.
+    deployments
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .expect("scale");
+    apps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"test/poke": "1"}}})),
+    )
+    .await
+    .expect("poke the app");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let replicas = deployments
+        .get("web")
+        .await
+        .expect("deployment")
+        .spec
+        .and_then(|s| s.replicas);
+    assert_eq!(replicas, Some(4), "replicas set by the autoscaler stay");
+
+    // A hand edit of an owned field is reverted.
+    services
+        .patch(
+            "web",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                "spec": {"sessionAffinity": "ClientIP"}}),
+            ),
+        )
+        .await
+        .expect("hand edit");
+    wait_until(WAIT, "sessionAffinity reverted to None", || async {
+        services
+            .get("web")
+            .await
+            .ok()
+            .and_then(|s| s.spec)
+            .and_then(|s| s.session_affinity)
+            .as_deref()
+            == Some("None")
+    })
+    .await;
+
+    // A deleted child is restored.
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete Service");
+    wait_until(WAIT, "Service web restored", || async {
+        services
+            .get_opt("web")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.metadata.deletion_timestamp.is_none())
+    })
+    .await;
+
+    // An image change rolls out and the app is Ready again at the new generation.
+    apps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"image": "ghcr.io/stefanprodan/podinfo:6.7.1"}})),
+    )
+    .await
+    .expect("change image");
+    wait_until(WAIT, "Deployment template on the new image", || async {
+        deployments
+            .get("web")
+            .await
+            .ok()
+            .and_then(|d| d.spec)
+            .is_some_and(|s| {
+                s.template.spec.is_some_and(|p| {
+                    p.containers[0].image.as_deref() == Some("ghcr.io/stefanprodan/podinfo:6.7.1")
+                })
+            })
+    })
+    .await;
+    let app = wait_ready(&apps, "web").await;
+    assert_eq!(
+        app.status.as_ref().and_then(|s| s.observed_generation),
+        app.metadata.generation
+    );
+
+    // Events for real transitions exist (Created, Ready), not one per reconcile.
+    let events = ns
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    let reasons: Vec<String> = events
+        .items
+        .iter()
+        .filter(|e| {
+            e.involved_object.name.as_deref() == Some("web")
+                && e.involved_object.kind.as_deref() == Some("StatelessApp")
+        })
+        .filter_map(|e| e.reason.clone())
+        .collect();
+    assert!(reasons.iter().any(|r| r == "Created"), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r == "Ready"), "{reasons:?}");
+
+    // managed -> none prunes every managed Redis object.
+    apps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"sessionStore": {"type": "none"}}})),
+    )
+    .await
+    .expect("switch to none");
+    wait_until(WAIT, "managed Redis objects pruned", || async {
+        let gone = |r: Result<Option<()>, kube::Error>| matches!(r, Ok(None));
+        gone(
+            deployments
+                .get_opt("web-redis")
+                .await
+                .map(|o| o.map(|_| ())),
+        ) && gone(services.get_opt("web-redis").await.map(|o| o.map(|_| ())))
+            && gone(
+                ns.api::<Secret>()
+                    .get_opt("web-redis")
+                    .await
+                    .map(|o| o.map(|_| ())),
+            )
+            && gone(
+                ns.api::<ConfigMap>()
+                    .get_opt("web-redis")
+                    .await
+                    .map(|o| o.map(|_| ())),
+            )
+            && gone(
+                ns.api::<NetworkPolicy>()
+                    .get_opt("web-redis")
+                    .await
+                    .map(|o| o.map(|_| ())),
+            )
+    })
+    .await;
+    let deployment = deployments.get("web").await.expect("deployment");
+    let env = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|p| p.containers[0].env.clone().unwrap_or_default());
+    assert!(
+        !env.unwrap_or_default()
+            .iter()
+            .any(|e| e.name == "REDIS_URL"),
+        "no session URL with type none"
+    );
+
+    // Deleting the app garbage-collects every child.
+    apps.delete("web", &DeleteParams::foreground())
+        .await
+        .expect("delete app");
+    wait_until(WAIT, "children garbage-collected", || async {
+        deployments
+            .list(&ListParams::default())
+            .await
+            .is_ok_and(|l| l.items.is_empty())
+            && services
+                .list(&ListParams::default())
+                .await
+                .is_ok_and(|l| l.items.is_empty())
+            && ns
+                .api::<HorizontalPodAutoscaler>()
+                .list(&ListParams::default())
+                .await
+                .is_ok_and(|l| l.items.is_empty())
+            && ns
+                .api::<PodDisruptionBudget>()
+                .list(&ListParams::default())
+                .await
+                .is_ok_and(|l| l.items.is_empty())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn full_example_converges() {
+    let (client, ns, _operator) = setup("ctrl-full").await;
+    let objects = load_yaml("examples/full.yaml");
+    apply_objects(&client, &ns.name, &objects).await;
+    let name = objects
+        .iter()
+        .find(|o| o["kind"] == "StatelessApp")
+        .and_then(|o| o["metadata"]["name"].as_str())
+        .expect("full.yaml has a StatelessApp")
+        .to_string();
+    let apps = ns.api::<StatelessApp>();
+    let app = wait_ready(&apps, &name).await;
+    assert!(condition(&app, "SessionStoreReady").is_some_and(|(s, _, _)| s == "True"));
+
+    // Changing a referenced ConfigMap changes the pod-template hash, so pods roll.
+    let deployments = ns.api::<Deployment>();
+    let hash = |d: Deployment| {
+        d.spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations)
+            .and_then(|a| {
+                a.get(stateless_operator::build::CONFIG_HASH_ANNOTATION)
+                    .cloned()
+            })
+    };
+    let before = hash(deployments.get(&name).await.expect("deployment"));
+    assert!(before.is_some());
+    let config_map = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap")
+        .and_then(|o| o["metadata"]["name"].as_str())
+        .expect("full.yaml has a ConfigMap the app references");
+    ns.api::<ConfigMap>()
+        .patch(
+            config_map,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"CHANGED_BY_TEST": "1"}})),
+        )
+        .await
+        .expect("change ConfigMap");
+    wait_until(WAIT, "config hash changed", || async {
+        deployments.get(&name).await.ok().map(hash) != Some(before.clone())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn missing_external_secret_is_reported_then_recovers() {
+    let (client, ns, _operator) = setup("ctrl-external").await;
+    let mut app = basic_app("ext");
+    app["spec"]["sessionStore"] =
+        json!({"type": "external", "external": {"secretRef": {"name": "sessions", "key": "url"}}});
+    apply_objects(&client, &ns.name, &[app]).await;
+    let apps = ns.api::<StatelessApp>();
+    wait_until(
+        WAIT,
+        "Ready=False with reason ExternalSecretNotFound",
+        || async {
+            apps.get("ext")
+                .await
+                .ok()
+                .and_then(|a| condition(&a, "Ready"))
+                .is_some_and(|(s, reason, message)| {
+                    s == "False"
+                        && reason == "ExternalSecretNotFound"
+                        && message.contains("sessions")
+                })
+        },
+    )
+    .await;
+    let events = ns.api::<Event>();
+    wait_until(WAIT, "a Warning Event about the missing Secret", || async {
+        events.list(&ListParams::default()).await.is_ok_and(|l| {
+            l.items.iter().any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("ExternalSecretNotFound")
+            })
+        })
+    })
+    .await;
+    // Backoff, not a hot loop: a handful of attempts, not hundreds.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let warnings: i32 = events
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("ExternalSecretNotFound"))
+        .map(|e| e.count.unwrap_or(1) + e.series.as_ref().and_then(|s| s.count).unwrap_or(0))
+        .sum();
+    assert!(warnings <= 2, "one Warning per transition, got {warnings}");
+    assert!(
+        ns.api::<Deployment>()
+            .get_opt("ext")
+            .await
+            .expect("get")
+            .is_none(),
+        "nothing half-built"
+    );
+
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("sessions".into()),
+            ..Default::default()
+        },
+        string_data: Some(
+            [(
+                "url".to_string(),
+                "redis://sessions.example:6379/0".to_string(),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create Secret");
+    let app = wait_ready(&apps, "ext").await;
+    let store = app
+        .status
+        .and_then(|s| s.session_store)
+        .expect("session store status");
+    assert_eq!(
+        (store.secret_name.as_deref(), store.service_name),
+        (Some("sessions"), None)
+    );
+    let deployment = ns.api::<Deployment>().get("ext").await.expect("deployment");
+    let env = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("pod")
+        .containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    let url = env
+        .iter()
+        .find(|e| e.name == "REDIS_URL")
+        .and_then(|e| e.value_from.clone())
+        .and_then(|v| v.secret_key_ref);
+    assert_eq!(
+        url.map(|r| (r.name, r.key)),
+        Some(("sessions".to_string(), "url".to_string()))
+    );
+}
+
+#[tokio::test]
+async fn invalid_specs_are_rejected_with_actionable_messages() {
+    let client = client().await;
+    ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client, "ctrl-invalid").await;
+    let apps: Api<StatelessApp> = ns.api();
+    let cases = [
+        (json!({"replicas": {"min": 0, "max": 3}}), "min"),
+        (json!({"replicas": {"min": 5, "max": 3}}), "max"),
+        (json!({"sessionStore": {"type": "external"}}), "secretRef"),
+        (
+            json!({"autoscaling": {"targetCPUUtilizationPercentage": 150}}),
+            "between 1 and 100",
+        ),
+        (json!({"service": {"port": 70000}}), "between 1 and 65535"),
+    ];
+    for (patch, expected) in cases {
+        let mut app = basic_app("bad");
+        for (k, v) in patch.as_object().expect("object") {
+            app["spec"][k] = v.clone();
+        }
+        let obj: StatelessApp = serde_json::from_value(app).expect("typed app");
+        let err = apps
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect_err("rejected");
+        let message = err.to_string();
+        assert!(
+            message.contains(expected),
+            "{patch}: expected {expected:?} in {message}"
+        );
+    }
+    let mut long = basic_app(&"a".repeat(stateless_operator::crd::MAX_NAME_LENGTH + 1));
+    long["metadata"]["namespace"] = json!(ns.name);
+    let obj: StatelessApp = serde_json::from_value(long).expect("typed app");
+    let err = apps
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect_err("long name rejected");
+    assert!(
+        err.to_string()
+            .contains(&stateless_operator::crd::MAX_NAME_LENGTH.to_string()),
+        "{err}"
+    );
+    assert!(
+        apps.list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+}
