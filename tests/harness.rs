@@ -19,12 +19,21 @@ async fn deployment_runs_on_kwok_nodes_and_is_garbage_collected() {
     let ns = TestNamespace::new(&client, "harness").await;
     let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
     let deployment = Deployment {
-        metadata: ObjectMeta { name: Some("web".into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some("web".into()),
+            ..Default::default()
+        },
         spec: Some(DeploymentSpec {
             replicas: Some(2),
-            selector: LabelSelector { match_labels: Some(labels.clone()), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some(labels.clone()),
+                ..Default::default()
+            },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
                 spec: Some(PodSpec {
                     containers: vec![Container {
                         name: "web".into(),
@@ -41,39 +50,82 @@ async fn deployment_runs_on_kwok_nodes_and_is_garbage_collected() {
     let deployments = ns.api::<Deployment>();
     let pods = ns.api::<Pod>();
     let replica_sets = ns.api::<ReplicaSet>();
-    deployments.create(&PostParams::default(), &deployment).await.expect("create Deployment");
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create Deployment");
 
-    wait_until(Duration::from_secs(60), "Deployment web Available with 2 ready replicas", || async {
-        let Ok(d) = deployments.get("web").await else { return false };
-        let status = d.status.unwrap_or_default();
-        let available = status
-            .conditions
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Available" && c.status == "True");
-        available && status.ready_replicas == Some(2)
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "Deployment web Available with 2 ready replicas",
+        || async {
+            let Ok(d) = deployments.get("web").await else {
+                return false;
+            };
+            let status = d.status.unwrap_or_default();
+            let available = status
+                .conditions
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Available" && c.status == "True");
+            available && status.ready_replicas == Some(2)
+        },
+    )
     .await;
 
     let running = pods.list(&ListParams::default()).await.expect("list pods");
     assert_eq!(running.items.len(), 2, "exactly the 2 replicas run");
     for pod in &running.items {
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-        assert!(node.starts_with("kwok-node-"), "pod scheduled onto a kwok node, got {node:?}");
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        assert!(
+            node.starts_with("kwok-node-"),
+            "pod scheduled onto a kwok node, got {node:?}"
+        );
         let status = pod.status.clone().unwrap_or_default();
         assert_eq!(status.phase.as_deref(), Some("Running"));
         assert!(
-            status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True"),
+            status
+                .conditions
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True"),
             "pod is Ready"
         );
     }
-    assert_eq!(replica_sets.list(&ListParams::default()).await.expect("list rs").items.len(), 1);
+    assert_eq!(
+        replica_sets
+            .list(&ListParams::default())
+            .await
+            .expect("list rs")
+            .items
+            .len(),
+        1
+    );
 
-    deployments.delete("web", &DeleteParams::background()).await.expect("delete Deployment");
-    wait_until(Duration::from_secs(60), "ReplicaSet and Pods garbage-collected", || async {
-        let rs = replica_sets.list(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(1);
-        let pods = pods.list(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(1);
-        rs == 0 && pods == 0
-    })
+    deployments
+        .delete("web", &DeleteParams::background())
+        .await
+        .expect("delete Deployment");
+    wait_until(
+        Duration::from_secs(60),
+        "ReplicaSet and Pods garbage-collected",
+        || async {
+            let rs = replica_sets
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(1);
+            let pods = pods
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(1);
+            rs == 0 && pods == 0
+        },
+    )
     .await;
 }
