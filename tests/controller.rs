@@ -614,3 +614,153 @@ async fn invalid_specs_are_rejected_with_actionable_messages() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn violations_are_reported_waived_and_enforced() {
+    let (client, ns, operator) = setup("ctrl-rules").await;
+    let apps = ns.api::<StatelessApp>();
+    let mut app = basic_app("shop");
+    app["spec"]["policy"] = json!({"mode": "Warn"});
+    apply_objects(&client, &ns.name, &[app]).await;
+    let app = wait_ready(&apps, "shop").await;
+    assert_eq!(
+        condition(&app, "Compliant").map(|(s, r, _)| (s, r)),
+        Some(("True".to_string(), "NoViolations".to_string()))
+    );
+
+    // Someone adds a sticky Service in front of the app's pods.
+    let sticky = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "sticky"},
+        "spec": {"selector": {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": "app"},
+                 "sessionAffinity": "ClientIP", "ports": [{"port": 80, "targetPort": 9898}]}});
+    apply_objects(&client, &ns.name, std::slice::from_ref(&sticky)).await;
+    wait_until(WAIT, "Compliant=False listing session-affinity", || async {
+        apps.get("shop").await.ok().is_some_and(|a| {
+            let status = a.status.clone().unwrap_or_default();
+            condition(&a, "Compliant")
+                .is_some_and(|(s, r, _)| s == "False" && r == "ViolationsFound")
+                && status.violation_count == 1
+                && status.violations.iter().any(|v| {
+                    v.rule == "session-affinity"
+                        && v.kind == "Service"
+                        && v.name == "sticky"
+                        && v.path == "spec.sessionAffinity"
+                })
+        })
+    })
+    .await;
+    let metrics = operator.metrics.encode().expect("metrics");
+    assert!(
+        metrics.contains(&format!(
+            "stateless_violations{{namespace=\"{}\",app=\"shop\",rule=\"session-affinity\"}} 1",
+            ns.name
+        )),
+        "{metrics}"
+    );
+    // One Warning Event for the new finding, not one per reconcile.
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"test/poke": "1"}}})),
+    )
+    .await
+    .expect("poke");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let events = ns.api::<Event>();
+    let violation_events = || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("StatelessnessViolation"))
+            .map(|e| {
+                (
+                    e.message.unwrap_or_default(),
+                    e.count.unwrap_or(1) + e.series.and_then(|s| s.count).unwrap_or(0),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let found = violation_events().await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, 1, "{found:?}");
+    assert!(
+        found[0].0.contains("session-affinity") && found[0].0.contains("sticky"),
+        "{found:?}"
+    );
+
+    // A waiver on the Service is honoured and reported as waived.
+    let mut waived = sticky.clone();
+    waived["metadata"]["annotations"] = json!({"stateless.dev/allow": "session-affinity",
+        "stateless.dev/allow-reason": "legacy SOAP clients, removal tracked in TICKET-1"});
+    apply_objects(&client, &ns.name, &[waived]).await;
+    wait_until(WAIT, "waived violation, Compliant=True", || async {
+        apps.get("shop").await.ok().is_some_and(|a| {
+            let status = a.status.clone().unwrap_or_default();
+            condition(&a, "Compliant")
+                .is_some_and(|(s, _, m)| s == "True" && m.contains("1 waived"))
+                && status.violation_count == 0
+                && status
+                    .violations
+                    .iter()
+                    .any(|v| v.rule == "session-affinity" && v.waived == Some(true))
+        })
+    })
+    .await;
+
+    // Enforce: a violating spec change is not rolled out; the last compliant Deployment stays.
+    let deployments = ns.api::<Deployment>();
+    let image = |d: Deployment| {
+        d.spec
+            .and_then(|s| s.template.spec)
+            .and_then(|p| p.containers[0].image.clone())
+    };
+    let before = image(deployments.get("shop").await.expect("deployment"));
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {
+            "policy": {"mode": "Enforce"},
+            "image": "ghcr.io/stefanprodan/podinfo:6.7.1",
+            "volumes": [{"name": "data", "hostPath": {"path": "/srv/shop"}}],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]
+        }})),
+    )
+    .await
+    .expect("violating change");
+    wait_until(WAIT, "Compliant=False RolloutBlocked", || async {
+        apps.get("shop")
+            .await
+            .ok()
+            .and_then(|a| condition(&a, "Compliant"))
+            .is_some_and(|(s, r, m)| {
+                s == "False" && r == "RolloutBlocked" && m.contains("host-path")
+            })
+    })
+    .await;
+    assert_eq!(
+        image(deployments.get("shop").await.expect("deployment")),
+        before,
+        "not rolled out"
+    );
+
+    // Fixing the spec lets the change roll out.
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"volumes": null, "volumeMounts": null}})),
+    )
+    .await
+    .expect("fix");
+    wait_until(WAIT, "new image rolled out once compliant", || async {
+        deployments.get("shop").await.ok().map(image)
+            == Some(Some("ghcr.io/stefanprodan/podinfo:6.7.1".to_string()))
+    })
+    .await;
+    let app = wait_ready(&apps, "shop").await;
+    assert_eq!(
+        condition(&app, "Compliant").map(|c| c.0),
+        Some("True".to_string())
+    );
+}

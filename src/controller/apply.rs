@@ -66,7 +66,7 @@ where
             kind,
             namespace,
             name,
-            source,
+            source: Box::new(source),
         }
     };
 

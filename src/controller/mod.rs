@@ -6,6 +6,7 @@
 //! the shared [`Context`], the error enum and the per-object backoff.
 
 pub mod apply;
+pub mod compliance;
 mod reconcile;
 pub mod status;
 
@@ -17,7 +18,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -42,8 +43,9 @@ pub enum Error {
         kind: String,
         namespace: String,
         name: String,
+        // Boxed: kube::Error is large and would bloat every Result here.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 
     #[error("serializing {kind}: {source}")]
@@ -203,12 +205,7 @@ fn apps_for_config(
 ) -> Vec<ObjectRef<StatelessApp>> {
     let namespace = obj.meta().namespace.clone().unwrap_or_default();
     let name = obj.meta().name.clone().unwrap_or_default();
-    let mut refs: Vec<ObjectRef<StatelessApp>> = obj
-        .owner_references()
-        .iter()
-        .filter(|o| o.controller == Some(true) && o.kind == crate::crd::KIND)
-        .map(|o| ObjectRef::new(&o.name).within(&namespace))
-        .collect();
+    let mut refs = controller_of(obj);
     refs.extend(
         store
             .state()
@@ -222,6 +219,47 @@ fn apps_for_config(
             .map(|app| ObjectRef::from_obj(app.as_ref())),
     );
     refs
+}
+
+/// Apps a Service concerns: the one controlling it and those whose pods it selects.
+fn apps_for_service(store: &Store<StatelessApp>, svc: &Service) -> Vec<ObjectRef<StatelessApp>> {
+    let namespace = svc.namespace().unwrap_or_default();
+    let selector = svc.spec.as_ref().and_then(|s| s.selector.as_ref());
+    let mut refs = controller_of(svc);
+    refs.extend(
+        store
+            .state()
+            .iter()
+            .filter(|app| app.namespace().as_deref() == Some(namespace.as_str()))
+            .filter(|app| compliance::selects(selector, &labels::app(&app.name_any())))
+            .map(|app| ObjectRef::from_obj(app.as_ref())),
+    );
+    refs
+}
+
+/// Every app in the object's namespace (an Ingress may route to any of them;
+/// the validate step picks the ones it really reaches).
+fn apps_in_namespace(
+    store: &Store<StatelessApp>,
+    obj: &impl Resource,
+) -> Vec<ObjectRef<StatelessApp>> {
+    let namespace = obj.meta().namespace.clone().unwrap_or_default();
+    store
+        .state()
+        .iter()
+        .filter(|app| app.namespace().as_deref() == Some(namespace.as_str()))
+        .map(|app| ObjectRef::from_obj(app.as_ref()))
+        .collect()
+}
+
+/// The StatelessApp named by the object's controller ownerReference, if any.
+fn controller_of(obj: &impl Resource) -> Vec<ObjectRef<StatelessApp>> {
+    let namespace = obj.meta().namespace.clone().unwrap_or_default();
+    obj.owner_references()
+        .iter()
+        .filter(|o| o.controller == Some(true) && o.kind == crate::crd::KIND)
+        .map(|o| ObjectRef::new(&o.name).within(&namespace))
+        .collect()
 }
 
 /// Run the controller until `shutdown` resolves; in-flight reconciliations
@@ -283,10 +321,22 @@ async fn run_scope(
         watcher::Config::default().any_semantic(),
     );
     let store = controller.store();
-    let (cm_store, secret_store) = (store.clone(), store);
+    let (cm_store, secret_store) = (store.clone(), store.clone());
+    let (service_store, ingress_store) = (store.clone(), store);
     controller
         .owns(api_in::<Deployment>(&client, ns), owned.clone())
-        .owns(api_in::<Service>(&client, ns), owned.clone())
+        // Every Service, not only ours: one that selects an app's pods with
+        // sessionAffinity is a finding, wherever it came from.
+        .watches(
+            api_in::<Service>(&client, ns),
+            watcher::Config::default().any_semantic(),
+            move |svc| apps_for_service(&service_store, &svc),
+        )
+        .watches(
+            api_in::<Ingress>(&client, ns),
+            watcher::Config::default().any_semantic(),
+            move |ing| apps_in_namespace(&ingress_store, &ing),
+        )
         .owns(
             api_in::<HorizontalPodAutoscaler>(&client, ns),
             owned.clone(),

@@ -20,13 +20,15 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::apply::{Applied, apply, hex};
+use super::compliance::{self, Compliance, finding_key};
 use super::status::{self, Observation, Observed};
 use super::{Context, Error};
 use crate::build::{self, BuildInputs, FIELD_MANAGER, is_controlled_by, names};
 use crate::crd::{
-    ConfigKind, SessionStoreStatus, SessionStoreType, StatelessApp, StatelessAppStatus,
+    ConfigKind, PolicyMode, SessionStoreStatus, SessionStoreType, StatelessApp, StatelessAppStatus,
     condition_types,
 };
+use crate::metrics::ViolationLabels;
 
 /// Pod-template annotation of the managed Redis that changes with its Secret,
 /// so Redis restarts with a new password if the Secret is ever recreated.
@@ -117,6 +119,14 @@ async fn converge(
         }
     };
     let config_hash = hash_referenced_config(app, ctx, namespace).await?;
+
+    // Validate: the statelessness rules over the spec and what routes to it.
+    let compliance = compliance::evaluate(client, app, namespace).await?;
+    let blocked = compliance.blocks_rollout(app);
+    observed.compliant = Some(compliance.observation(blocked));
+    observed.violations = compliance.violations();
+    observed.violation_count = compliance.violation_count();
+    report_findings(app, ctx, namespace, &compliance).await;
 
     // Build: pure.
     let children = build::children(
@@ -210,17 +220,40 @@ async fn converge(
         observed.session_store_ready = Some(ready);
     }
 
-    let deployment = apply(
-        &Api::<Deployment>::namespaced(client.clone(), namespace),
-        app,
-        children.deployment,
-    )
-    .await?;
-    let readiness = status::deployment_readiness(deployment.object(), app.spec.min_replicas());
-    let deployment_status = deployment.object().status.clone().unwrap_or_default();
-    observed.replicas = deployment_status.replicas;
-    observed.ready_replicas = deployment_status.ready_replicas;
-    track(changes, ctx, deployment);
+    let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
+    let readiness = if blocked {
+        // Enforce: keep whatever Deployment runs now; roll nothing out.
+        match deployments
+            .get_opt(&names::app(&name))
+            .await
+            .map_err(|source| Error::Kube {
+                verb: "get",
+                kind: "Deployment".into(),
+                namespace: namespace.into(),
+                name: names::app(&name),
+                source: Box::new(source),
+            })? {
+            Some(live) => {
+                let deployment_status = live.status.clone().unwrap_or_default();
+                observed.replicas = deployment_status.replicas;
+                observed.ready_replicas = deployment_status.ready_replicas;
+                status::deployment_readiness(&live, app.spec.min_replicas())
+            }
+            None => Observation::new(
+                false,
+                "RolloutBlocked",
+                "policy mode Enforce: the spec violates statelessness rules (see the Compliant condition), so no Deployment was created",
+            ),
+        }
+    } else {
+        let deployment = apply(&deployments, app, children.deployment).await?;
+        let readiness = status::deployment_readiness(deployment.object(), app.spec.min_replicas());
+        let deployment_status = deployment.object().status.clone().unwrap_or_default();
+        observed.replicas = deployment_status.replicas;
+        observed.ready_replicas = deployment_status.ready_replicas;
+        track(changes, ctx, deployment);
+        readiness
+    };
     track(
         changes,
         ctx,
@@ -298,7 +331,7 @@ async fn ensure_managed_secret(
             kind: "Secret".into(),
             namespace,
             name,
-            source,
+            source: Box::new(source),
         }
     };
     if let Some(secret) = api.get_opt(&name).await.map_err(kube_err("get"))? {
@@ -357,7 +390,7 @@ async fn check_external_secret(
             kind: "Secret".into(),
             namespace: namespace.into(),
             name: reference.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let Some(secret) = secret else {
         return Err(Error::ExternalSecretNotFound {
@@ -412,7 +445,7 @@ async fn hash_referenced_config(
             kind: reference.kind.as_str().to_string(),
             namespace: namespace.into(),
             name: reference.name.clone(),
-            source,
+            source: Box::new(source),
         };
         match reference.kind {
             ConfigKind::ConfigMap => {
@@ -467,7 +500,7 @@ where
             kind,
             namespace,
             name,
-            source,
+            source: Box::new(source),
         }
     };
     let Some(obj) = api.get_opt(name).await.map_err(kube_err("get"))? else {
@@ -567,7 +600,7 @@ async fn write_status(
         kind: crate::crd::KIND.into(),
         namespace: namespace.into(),
         name: app.name_any(),
-        source,
+        source: Box::new(source),
     })?;
     ctx.metrics.count_write(crate::crd::KIND, "status");
     announce_transitions(app, ctx, current, &next).await;
@@ -636,4 +669,71 @@ fn is_failure(reason: &str) -> bool {
         reason,
         "RollingOut" | "WaitingForPods" | "SessionStoreNotReady"
     )
+}
+
+/// Findings reach users as metrics (always) and, in Warn and Enforce modes,
+/// as one Warning Event per finding that was not in the last status — not one
+/// per reconcile.
+async fn report_findings(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+    compliance: &Compliance,
+) {
+    let name = app.name_any();
+    let mut per_rule = BTreeMap::new();
+    for finding in compliance.unwaived() {
+        *per_rule.entry(finding.rule.as_str()).or_insert(0i64) += 1;
+    }
+    for info in crate::rules::catalogue() {
+        let labels = ViolationLabels {
+            namespace: namespace.to_string(),
+            app: name.clone(),
+            rule: info.id.as_str().to_string(),
+        };
+        match per_rule.get(info.id.as_str()) {
+            Some(count) => {
+                ctx.metrics.violations.get_or_create(&labels).set(*count);
+            }
+            None => {
+                ctx.metrics.violations.remove(&labels);
+            }
+        }
+    }
+
+    if app.spec.policy_mode() == PolicyMode::Audit {
+        return;
+    }
+    let known: std::collections::BTreeSet<_> = app
+        .status
+        .iter()
+        .flat_map(|s| s.violations.iter())
+        .map(|v| finding_key(&v.rule, &v.kind, &v.name, &v.path))
+        .collect();
+    // A burst of findings (say, a new Ingress) gets a bounded number of Events.
+    for finding in compliance
+        .unwaived()
+        .filter(|f| !known.contains(&finding_key(f.rule.as_str(), &f.kind, &f.name, &f.path)))
+        .take(10)
+    {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "StatelessnessViolation".into(),
+            note: Some(truncate(
+                &format!(
+                    "{} on {} {} at {}: {} Fix: {}",
+                    finding.rule,
+                    finding.kind,
+                    finding.name,
+                    finding.path,
+                    finding.message,
+                    finding.remediation
+                ),
+                1000,
+            )),
+            action: "Validate".into(),
+            secondary: None,
+        };
+        publish(app, ctx, event).await;
+    }
 }
