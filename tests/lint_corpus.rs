@@ -286,7 +286,12 @@ fn uploads_and_claims_expectations() {
     c.lacks("chartmuseum-s3-ha.yaml", "local-upload-dir");
     c.lacks("chartmuseum-s3-ha.yaml", "pvc-app-tier");
     // Nextcloud user files (/var/www/html/data) on an emptyDir when persistence is off.
-    c.has("nextcloud-default.yaml", "local-upload-dir", "Deployment", "nextcloud");
+    c.has(
+        "nextcloud-default.yaml",
+        "local-upload-dir",
+        "Deployment",
+        "nextcloud",
+    );
     // Registry blobs on an emptyDir vs. in S3.
     c.has(
         "docker-registry-default.yaml",
