@@ -49,6 +49,13 @@ pub struct LintArgs {
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Rule selection and output options, shared by `lint` and `audit`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = LintFormat::Text)]
     pub format: LintFormat,
@@ -70,7 +77,7 @@ pub struct LintArgs {
     pub upload_paths: Vec<String>,
 }
 
-impl LintArgs {
+impl ReportArgs {
     /// The engine configuration these arguments ask for.
     pub fn config(&self) -> Config {
         let mut config = Config::default();
@@ -81,6 +88,35 @@ impl LintArgs {
             .extend(self.upload_paths.iter().cloned());
         config
     }
+
+    /// Print `findings` in the chosen format; the exit code for them
+    /// (1 when any unwaived finding is at or above --min-severity), or 2 when
+    /// the output cannot be written.
+    pub fn emit(&self, findings: &[crate::rules::Finding]) -> ExitCode {
+        let stdout = std::io::stdout();
+        let mut out = BufWriter::new(stdout.lock());
+        let written = match self.format {
+            LintFormat::Text => render_text(
+                findings,
+                &mut out,
+                TextOptions {
+                    color: use_colour(),
+                },
+            ),
+            LintFormat::Json => render_json(findings, &mut out),
+            LintFormat::Sarif => render_sarif(findings, &mut out),
+        }
+        .and_then(|()| out.flush());
+        if let Err(err) = written {
+            eprintln!("error: cannot write output: {err}");
+            return ExitCode::from(2);
+        }
+        if findings.iter().any(|f| is_blocking(f, self.min_severity)) {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 fn use_colour() -> bool {
@@ -89,35 +125,16 @@ fn use_colour() -> bool {
 
 /// Run `lint`; see the exit status in `--help`.
 pub fn run(args: &LintArgs) -> ExitCode {
-    let config = args.config();
+    let config = args.report.config();
     let loaded = load_paths(&args.paths);
     for err in &loaded.errors {
         eprintln!("{err}");
     }
     let findings = lint(&loaded, &config);
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let written = match args.format {
-        LintFormat::Text => render_text(
-            &findings,
-            &mut out,
-            TextOptions {
-                color: use_colour(),
-            },
-        ),
-        LintFormat::Json => render_json(&findings, &mut out),
-        LintFormat::Sarif => render_sarif(&findings, &mut out),
-    }
-    .and_then(|()| out.flush());
-    if let Err(err) = written {
-        eprintln!("error: cannot write output: {err}");
-        return ExitCode::from(2);
-    }
-    if !loaded.errors.is_empty() {
-        ExitCode::from(2)
-    } else if findings.iter().any(|f| is_blocking(f, config.min_severity)) {
-        ExitCode::from(1)
+    let code = args.report.emit(&findings);
+    if loaded.errors.is_empty() {
+        code
     } else {
-        ExitCode::SUCCESS
+        ExitCode::from(2)
     }
 }

@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module and returns an [`ExitCode`], so that
 //! `lint` can use the documented 0/1/2 convention and the others 0/1.
 
+pub mod audit;
 pub mod crd;
 pub mod lint;
 pub mod rules;
@@ -31,6 +32,8 @@ pub enum Command {
     Lint(lint::LintArgs),
     /// Print the statelessness rule catalogue.
     Rules(rules::RulesArgs),
+    /// Run the statelessness rules over what runs in a cluster.
+    Audit(audit::AuditArgs),
 }
 
 /// Parse arguments, run the subcommand and map its outcome to an exit code.
@@ -41,5 +44,6 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Lint(args) => lint::run(&args),
         Command::Rules(args) => rules::run(&args),
+        Command::Audit(args) => audit::run(&args),
     }
 }
