@@ -21,6 +21,8 @@ AUDIT_LOG="$RUN_DIR/audit.log"
 NODES=3
 # The order matters for `down`: stop consumers before the store.
 COMPONENTS=(kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
+# Processes that hack/demo.sh runs against the plane; `down` stops them first.
+EXTRAS=(operator)
 
 kubectl_() { "$KUBECTL_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
@@ -31,7 +33,10 @@ alive() {
   local pid exe
   pid=$(pid_of "$1") && [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-  [[ "$exe" == "$CACHE_ROOT"/* ]]
+  case "$1" in
+    operator) [[ "$exe" == */stateless-operator ]] ;;
+    *) [[ "$exe" == "$CACHE_ROOT"/* ]] ;;
+  esac
 }
 
 # A port nobody listens on now. The kernel may still hand it to someone else
@@ -131,7 +136,7 @@ healthy() {
 do_down() {
   local c pid stopped=()
   [[ -d "$PIDS" ]] || { rm -rf "$RUN_DIR"; return 0; }
-  for c in "${COMPONENTS[@]}"; do
+  for c in "${EXTRAS[@]}" "${COMPONENTS[@]}"; do
     alive "$c" || continue
     pid=$(pid_of "$c")
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
