@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 
+use crate::controller::leader::{Elector, LeaderError};
 use crate::controller::{self, Settings};
 use crate::metrics::Metrics;
 
@@ -33,6 +34,22 @@ pub struct RunArgs {
     /// Seconds between re-checks of a converged app.
     #[arg(long, env = "STATELESS_RESYNC_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..))]
     pub resync_seconds: u64,
+
+    /// Elect a leader through a Lease so only one replica reconciles (use with more than one replica).
+    #[arg(long, env = "STATELESS_LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+
+    /// Namespace of the leader-election Lease (default: the pod's namespace, POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub leader_election_namespace: String,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "STATELESS_LEADER_ELECTION_LEASE",
+        default_value = "stateless-operator"
+    )]
+    pub leader_election_lease: String,
 
     /// Log format.
     #[arg(long, env = "STATELESS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -61,6 +78,10 @@ enum RunError {
     Http(SocketAddr, #[source] std::io::Error),
     #[error("starting the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("leader election: {0}")]
+    Leadership(#[from] LeaderError),
+    #[error("the controller task failed: {0}")]
+    Task(String),
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -123,7 +144,24 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
         namespaces = ?settings.namespaces,
         "starting the StatelessApp controller"
     );
-    let controller = tokio::spawn(controller::run(client, settings, metrics, stopped()));
+    let elector = args.leader_elect.then(|| {
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("stateless-operator-{}", std::process::id()));
+        Elector::new(
+            client.clone(),
+            &args.leader_election_namespace,
+            &args.leader_election_lease,
+            &identity,
+        )
+    });
+    metrics.set_ready(true);
+    let mut controller = tokio::spawn(lead_and_run(
+        client,
+        settings,
+        metrics,
+        elector,
+        stopped.clone(),
+    ));
 
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down: finishing in-flight reconciliations"),
@@ -135,10 +173,47 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
                 Err(e) => Err(RunError::Http(args.http_addr, std::io::Error::other(e))),
             };
         }
+        result = &mut controller => {
+            let _ = stop_tx.send(true);
+            return result.map_err(|e| RunError::Task(e.to_string()))?;
+        }
     }
     let _ = stop_tx.send(true);
-    let _ = controller.await;
-    Ok(())
+    controller
+        .await
+        .map_err(|e| RunError::Task(e.to_string()))?
+}
+
+/// Run the controller, only while leading when an elector is given. Losing
+/// the Lease ends the process with an error: Kubernetes restarts the pod, and
+/// it comes back as a follower — simpler and safer than stopping in place.
+async fn lead_and_run<F, Fut>(
+    client: kube::Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    elector: Option<Elector>,
+    stopped: F,
+) -> Result<(), RunError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + Sync + 'static,
+{
+    let Some(elector) = elector else {
+        controller::run(client, settings, metrics, stopped()).await;
+        return Ok(());
+    };
+    tokio::select! {
+        acquired = elector.acquire() => acquired?,
+        _ = stopped() => return Ok(()),
+    }
+    let result = tokio::select! {
+        _ = controller::run(client, settings, metrics, stopped()) => Ok(()),
+        lost = elector.keep() => Err(RunError::Leadership(lost)),
+    };
+    if let Err(e) = elector.release().await {
+        tracing::warn!("releasing the leader Lease: {e}");
+    }
+    result
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C (a terminal).

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod compliance;
+pub mod leader;
 mod reconcile;
 pub mod status;
 
