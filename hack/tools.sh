@@ -21,6 +21,8 @@ GO_BUILD_FLAGS=(-p "${GO_BUILD_JOBS:-2}" -trimpath)
 # build never leaves a half-written binary that later looks cached.
 go_build() {
   local mod="$1" out="$2" ldflags="$3"; shift 3
+  need go "install Go >= 1.25 (https://go.dev/doc/install); it builds $(basename "$out") once into $CACHE_ROOT"
+  [[ -x /usr/bin/time ]] || die "/usr/bin/time is required to record build time and memory (apt-get install time)"
   local tmp="$out.tmp.$$" logf="$CACHE_ROOT/logs/build-$(basename "$out").log"
   mkdir -p "$tmp" "$CACHE_ROOT/logs"
   log "building $(basename "$out") ($*) — log: $logf"
@@ -93,8 +95,6 @@ ensure_kubectl() {
   rm -rf "$tmp"
 }
 
-need go "install Go >= 1.26 (https://go.dev/doc/install)"
-[[ -x /usr/bin/time ]] || die "/usr/bin/time is required to record build memory (apt-get install time)"
 mkdir -p "$CACHE_ROOT"
 ensure_kubectl
 ensure_etcd
