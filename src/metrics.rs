@@ -43,6 +43,8 @@ pub struct Metrics {
     pub writes: Family<WriteLabels, Counter>,
     /// Unwaived findings per app and rule (`stateless_violations`).
     pub violations: Family<ViolationLabels, Gauge>,
+    /// Admission webhook families (issue 6), registered by the webhook module.
+    pub webhook: crate::webhook::WebhookMetrics,
     ready: AtomicU64,
 }
 
@@ -79,8 +81,11 @@ impl Metrics {
             "Unwaived statelessness rule violations per StatelessApp and rule",
             violations.clone(),
         );
+        let webhook = crate::webhook::WebhookMetrics::default();
+        webhook.register(&mut registry);
         Self {
             registry,
+            webhook,
             reconciliations,
             reconcile_duration,
             writes,

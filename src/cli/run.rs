@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// Log filter (tracing EnvFilter syntax, e.g. `info` or `stateless_operator=debug,kube=info`).
     #[arg(long, env = "STATELESS_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// The validating admission webhook (issue 6).
+    #[command(flatten)]
+    pub webhook: Box<crate::webhook::WebhookArgs>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -82,6 +86,8 @@ enum RunError {
     Leadership(#[from] LeaderError),
     #[error("the controller task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -134,6 +140,14 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
         metrics.clone(),
         stopped(),
     ));
+    // The admission webhook: every replica serves it, leader or not.
+    let webhook = match args.webhook.settings(client.default_namespace()) {
+        Some(settings) => Some(
+            crate::webhook::start(client.clone(), settings, metrics.webhook.clone(), stopped())
+                .await?,
+        ),
+        None => None,
+    };
     let settings = Settings {
         concurrency: args.concurrency,
         namespaces: args.namespaces.clone(),
@@ -179,9 +193,13 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
         }
     }
     let _ = stop_tx.send(true);
-    controller
+    let result = controller
         .await
-        .map_err(|e| RunError::Task(e.to_string()))?
+        .map_err(|e| RunError::Task(e.to_string()))?;
+    if let Some(webhook) = webhook {
+        let _ = webhook.task.await;
+    }
+    result
 }
 
 /// Run the controller, only while leading when an elector is given. Losing
