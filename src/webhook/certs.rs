@@ -620,8 +620,9 @@ pub async fn run_builtin(
                     );
                     continue;
                 }
-                // Coalesce a burst of events (the initial list, a replace) into one pass.
-                next = next.max(tokio::time::Instant::now() + Duration::from_millis(50));
+                // A pass soon; a burst of events (the initial list, a
+                // replace) coalesces into one.
+                next = next.min(tokio::time::Instant::now() + Duration::from_millis(50));
             }
             _ = tokio::time::sleep_until(next) => {
                 match builtin.sync().await {
