@@ -49,6 +49,8 @@ expect_rendered "$d" "built-in webhook certificates" '--webhook-cert-mode=builti
 expect_rendered "$d" "a read-only root filesystem" 'readOnlyRootFilesystem: true'
 expect_rendered "$d" "no privilege escalation" 'allowPrivilegeEscalation: false'
 expect_rendered "$d" "seccomp RuntimeDefault" 'type: RuntimeDefault'
+expect_rendered "$d" "leader election" '^            - --leader-elect$'
+expect_rendered "$d" "the leader-election Role" 'name: release-stateless-operator-leader-election'
 expect_rendered "$d" "a liveness probe on /healthz" 'path: /healthz'
 expect_rendered "$d" "a readiness probe on /readyz" 'path: /readyz'
 expect_rendered "$a" "namespaced mode: the operator flag" '"--namespace=team-a,team-b"'
@@ -58,6 +60,7 @@ expect_rendered "$a" "the ServiceMonitor" '^kind: ServiceMonitor$'
 expect_rendered "$a" "the cert-manager Certificate" '^kind: Certificate$'
 expect_rendered "$a" "cert-manager CA injection" 'cert-manager.io/inject-ca-from: stateless-system/platform-stateless-webhook'
 expect_rendered "$a" "files cert mode" '--webhook-cert-mode=files'
+expect_rendered "$a" "the Lease name" '--leader-election-lease=platform-stateless-leader'
 expect_rendered "$a" "the image digest" '@sha256:0123456789abcdef'
 # Namespaced mode must not grant workloads or Secrets cluster-wide: its only
 # ClusterRole is the webhook's.

@@ -1,7 +1,8 @@
 //! The Helm chart, installed the way users do, against the real API server of
 //! the local plane: `helm install`, `upgrade` and `uninstall`, and proof that
-//! its RBAC is enough for a full reconcile and no more (the operator runs in
-//! this process while impersonating the chart's ServiceAccount).
+//! its RBAC is enough for a full reconcile and no more: the operator binary
+//! runs out of the cluster with the chart's container args while
+//! impersonating the chart's ServiceAccount (kube-rs kubeconfig impersonation).
 //!
 //! The offline checks (CRDs in sync, versions, README values table) need no
 //! cluster; `hack/helm-checks.sh` lints, renders and tests bad values.
@@ -18,6 +19,7 @@ use std::time::Duration;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Node, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
 };
@@ -27,12 +29,12 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use stateless_operator::crd::StatelessApp;
 
-use install::{InProcessOperator, Release, can_i, denied_requests, impersonating, is_forbidden};
+use install::{OperatorProcess, Release, can_i, impersonating, is_forbidden};
 use support::{TestNamespace, apply_objects, client, wait_until};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -487,44 +489,45 @@ async fn assert_never_granted(operator: &Client, namespace: &str) {
 
 /// Built-in webhook certificates: the operator may create its Secret and
 /// write the CA into its own webhook configuration, and nothing else.
-async fn exercise_builtin_webhook_rbac(operator: &Client, release: &Release) -> Vec<u8> {
+/// Built-in webhook certificates, done by the operator under the chart's
+/// RBAC: it created its Secret and wrote the CA into its own webhook
+/// configuration, and may touch no other Secret or configuration by name.
+async fn check_builtin_webhook_certificates(
+    client: &Client,
+    operator: &Client,
+    release: &Release,
+) -> Vec<u8> {
     let fullname = release.fullname();
     let secret_name = format!("{fullname}-webhook-tls");
-    let secrets: Api<Secret> = Api::namespaced(operator.clone(), &release.namespace);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": secret_name},
-        "type": "kubernetes.io/tls",
-        "stringData": {"tls.crt": "", "tls.key": "", "ca.crt": ""}
-    }))
-    .expect("secret");
-    secrets
-        .create(&PostParams::default(), &secret)
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &release.namespace);
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let ca_bundle = || async {
+        configs
+            .get(&fullname)
+            .await
+            .ok()
+            .and_then(|c| c.webhooks)
+            .and_then(|w| w.first().and_then(|h| h.client_config.ca_bundle.clone()))
+            .map(|b| b.0)
+    };
+    wait_until(WAIT, "the operator wrote the webhook caBundle", || async {
+        ca_bundle().await.is_some_and(|b| !b.is_empty())
+    })
+    .await;
+    let secret = secrets
+        .get(&secret_name)
         .await
-        .expect("the operator creates its webhook Secret");
-    secrets
-        .patch(
-            &secret_name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"stateless.dev/rotated": "1"}}})),
-        )
-        .await
-        .expect("the operator updates its webhook Secret");
-    let ca_bundle =
-        "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCnRlc3QKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=";
-    Api::<ValidatingWebhookConfiguration>::all(operator.clone())
-        .patch(
-            &fullname,
-            &PatchParams::apply("stateless-operator"),
-            &Patch::Apply(json!({
-                "apiVersion": "admissionregistration.k8s.io/v1",
-                "kind": "ValidatingWebhookConfiguration",
-                "metadata": {"name": fullname},
-                "webhooks": [{"name": "validate.stateless.dev",
-                              "clientConfig": {"caBundle": ca_bundle}}]
-            })),
-        )
-        .await
-        .expect("the operator patches the caBundle of its own webhook configuration");
+        .unwrap_or_else(|e| panic!("the operator created Secret {secret_name}: {e}"));
+    let data = secret.data.unwrap_or_default();
+    for key in ["ca.crt", "tls.crt", "tls.key"] {
+        assert!(data.contains_key(key), "{secret_name} has {key}");
+    }
+    let bundle = ca_bundle().await.expect("caBundle");
+    assert_eq!(
+        Some(&bundle),
+        data.get("ca.crt").map(|b| &b.0),
+        "caBundle is the CA of the Secret"
+    );
     assert!(
         !can_i(
             operator,
@@ -549,13 +552,75 @@ async fn exercise_builtin_webhook_rbac(operator: &Client, release: &Release) -> 
         .await,
         "only its own webhook Secret"
     );
-    b"-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n".to_vec()
+    bundle
 }
 
-/// Install in cluster-wide mode, reconcile both examples under the chart's
-/// identity, upgrade, refuse a second install of the same name, uninstall
-/// (CRD, apps and their children stay), install again (the apps are picked
-/// up with their data intact).
+/// Leader election under the chart's RBAC: the operator holds its Lease.
+async fn check_leader_lease(client: &Client, release: &Release, holder: &str) {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &release.namespace);
+    let name = release.fullname();
+    wait_until(WAIT, &format!("Lease {name} held by {holder}"), || async {
+        leases
+            .get_opt(&name)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|l| l.spec.and_then(|s| s.holder_identity).as_deref() == Some(holder))
+    })
+    .await;
+}
+
+async fn assert_metrics_served(operator: &OperatorProcess) {
+    let (status, body) = operator.get("/metrics").await;
+    assert_eq!(status, 200, "/metrics: {body}");
+    assert!(body.contains("stateless_reconciliations"), "{body}");
+    assert_eq!(operator.get("/healthz").await.0, 200);
+}
+
+fn assert_no_denied_requests(operator: &OperatorProcess) {
+    let denied = operator.denied_requests();
+    assert!(
+        denied.is_empty(),
+        "requests refused to the operator:\n{}",
+        denied.join("\n")
+    );
+}
+
+/// The chart's arguments are accepted by the binary's own parser, for the
+/// default values and with every option on (no cluster needed).
+#[test]
+fn chart_flags_are_accepted_by_the_operator() {
+    use clap::Parser;
+    for (what, files) in [
+        ("default values", vec![]),
+        (
+            "all-on values",
+            vec!["charts/stateless-operator/ci/all-on-values.yaml"],
+        ),
+    ] {
+        for set in [
+            vec![],
+            vec!["webhook.enabled=false", "leaderElection.enabled=false"],
+        ] {
+            let objects = install::render(&set, &files);
+            let deployment = objects
+                .iter()
+                .find(|o| o["kind"] == "Deployment")
+                .expect("a Deployment");
+            let args = install::operator_args(deployment);
+            let argv = std::iter::once("stateless-operator".to_string()).chain(args.clone());
+            if let Err(e) = stateless_operator::cli::Cli::try_parse_from(argv) {
+                panic!("{what} {set:?}: the operator refuses the chart's args {args:?}:\n{e}");
+            }
+        }
+    }
+}
+
+/// Install in cluster-wide mode; run the operator binary with the chart's
+/// args under the chart's identity through the full reconcile of both
+/// examples; upgrade; refuse a second install of the same name; uninstall
+/// (CRD, apps and their children stay); install again (the apps are picked up
+/// with their data intact).
 #[tokio::test]
 async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() {
     let client = client().await;
@@ -574,6 +639,7 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
         "--concurrency=4",
         "--log-format=json",
         "--log-level=info",
+        "--leader-elect",
         "--webhook-cert-mode=builtin",
     ] {
         assert!(args.iter().any(|a| a == arg), "{arg} in {args:?}");
@@ -640,18 +706,21 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     );
     check_webhook_configuration(&client, &release).await;
 
-    // RBAC is sufficient: the full example reconcile as the chart's ServiceAccount.
-    // The in-process operator watches only the test's namespace (the plane is
-    // shared), but with the cluster-wide role; the lists below show it could
-    // watch everywhere.
+    // RBAC is sufficient: the operator binary with the chart's args, as the
+    // chart's ServiceAccount, through the full reconcile of both examples.
+    // It watches only the test's namespace (the plane is shared) but holds
+    // the cluster-wide role; the lists below show it could watch everywhere.
     let operator_client = impersonating(&release.service_account_user()).await;
-    let operator = InProcessOperator::start(&operator_client, &[&apps_ns.name]);
+    let operator = OperatorProcess::start(&release, &args, Some(&[&apps_ns.name])).await;
     let mut objects = install::example("basic.yaml");
     objects.extend(install::example("full.yaml"));
     apply_objects(&client, &apps_ns.name, &objects).await;
     let apps: Api<StatelessApp> = Api::namespaced(client.clone(), &apps_ns.name);
     install::wait_ready(&apps, "podinfo", WAIT).await;
     install::wait_ready(&apps, "podinfo-full", WAIT).await;
+    check_leader_lease(&client, &release, &operator.pod_name).await;
+    let ca_bundle = check_builtin_webhook_certificates(&client, &operator_client, &release).await;
+    assert_metrics_served(&operator).await;
     for (resource, ok) in lists_everywhere(&operator_client).await {
         assert!(
             ok,
@@ -672,14 +741,8 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     );
     // ... and minimal.
     assert_never_granted(&operator_client, &apps_ns.name).await;
-    let ca_bundle = exercise_builtin_webhook_rbac(&operator_client, &release).await;
+    assert_no_denied_requests(&operator);
     operator.stop().await;
-    let denied = denied_requests(&release.namespace);
-    assert!(
-        denied.is_empty(),
-        "requests refused to the operator:\n{}",
-        denied.join("\n")
-    );
 
     // Upgrade with changed values.
     release.upgrade(&[
@@ -724,10 +787,18 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     assert_eq!(release.status()["version"], 2);
 
     // Uninstall: the operator and its RBAC go, the CRD and the apps stay.
-    let redis_secret = |secret: Secret| secret.data.unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &apps_ns.name);
-    let password_before = redis_secret(secrets.get("podinfo-redis").await.expect("redis secret"));
-    let app_deployment_uid = Api::<Deployment>::namespaced(client.clone(), &apps_ns.name)
+    let redis_secret = || async {
+        secrets
+            .get("podinfo-redis")
+            .await
+            .expect("the managed Redis Secret")
+            .data
+            .unwrap_or_default()
+    };
+    let password_before = redis_secret().await;
+    let app_deployments: Api<Deployment> = Api::namespaced(client.clone(), &apps_ns.name);
+    let app_deployment_uid = app_deployments
         .get("podinfo")
         .await
         .expect("app deployment")
@@ -778,7 +849,6 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
             "{app} survives uninstall"
         );
     }
-    let app_deployments: Api<Deployment> = Api::namespaced(client.clone(), &apps_ns.name);
     assert_eq!(
         app_deployments
             .get("podinfo")
@@ -787,7 +857,7 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
             .uid(),
         app_deployment_uid
     );
-    // The operator's identity is gone with the release.
+    // The operator's identity lost its rights with the release.
     let refused = Api::<StatelessApp>::namespaced(operator_client.clone(), &apps_ns.name)
         .list(&ListParams::default())
         .await;
@@ -795,7 +865,8 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
 
     // Installing again picks the apps up where they were; no data is lost.
     let mut release = Release::install(&name, &release_ns.name, &[]);
-    let operator = InProcessOperator::start(&operator_client, &[&apps_ns.name]);
+    let args = container_args(&check_operator_deployment(&client, &release, 1).await);
+    let operator = OperatorProcess::start(&release, &args, Some(&[&apps_ns.name])).await;
     // A spec change the new operator must reconcile (a new generation).
     apps.patch(
         "podinfo",
@@ -811,7 +882,7 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
         .expect("HPA");
     assert_eq!(hpa.spec.map(|s| s.max_replicas), Some(7));
     assert_eq!(
-        redis_secret(secrets.get("podinfo-redis").await.expect("redis secret")),
+        redis_secret().await,
         password_before,
         "the session store Secret (password) is unchanged"
     );
@@ -824,14 +895,9 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
         app_deployment_uid,
         "the same Deployment, not a new one"
     );
+    assert_no_denied_requests(&operator);
     operator.stop().await;
     release.uninstall();
-    let denied = denied_requests(&apps_ns.name);
-    assert!(
-        denied.is_empty(),
-        "requests refused to the operator:\n{}",
-        denied.join("\n")
-    );
 }
 
 /// Namespaced mode: Roles only in the watched namespaces, enough for the
@@ -899,9 +965,10 @@ async fn namespaced_install_is_confined_to_the_watched_namespaces() {
         );
     }
 
-    // Sufficient: both examples, one per watched namespace, as the chart's ServiceAccount.
+    // Sufficient: the binary with exactly the chart's args (--namespace
+    // included), both examples, one per watched namespace.
     let operator_client = impersonating(&release.service_account_user()).await;
-    let operator = InProcessOperator::start(&operator_client, &[&team_a.name, &team_b.name]);
+    let operator = OperatorProcess::start(&release, &args, None).await;
     apply_objects(&client, &team_a.name, &install::example("basic.yaml")).await;
     apply_objects(&client, &team_b.name, &install::example("full.yaml")).await;
     install::wait_ready(
@@ -916,6 +983,9 @@ async fn namespaced_install_is_confined_to_the_watched_namespaces() {
         WAIT,
     )
     .await;
+    check_leader_lease(&client, &release, &operator.pod_name).await;
+    check_builtin_webhook_certificates(&client, &operator_client, &release).await;
+    assert_metrics_served(&operator).await;
 
     // Minimal: nothing outside the watched namespaces.
     assert_never_granted(&operator_client, &other.name).await;
@@ -978,15 +1048,7 @@ async fn namespaced_install_is_confined_to_the_watched_namespaces() {
             "{verb} {resource} in a watched namespace"
         );
     }
-    exercise_builtin_webhook_rbac(&operator_client, &release).await;
+    assert_no_denied_requests(&operator);
     operator.stop().await;
-    for ns in [&team_a.name, &team_b.name, &release.namespace] {
-        let denied = denied_requests(ns);
-        assert!(
-            denied.is_empty(),
-            "requests refused to the operator:\n{}",
-            denied.join("\n")
-        );
-    }
     drop(release);
 }

@@ -5,13 +5,13 @@
 //! - [`Release`]: a Helm release of `charts/stateless-operator`, uninstalled on drop.
 //! - [`impersonating`]: a client acting as the chart's ServiceAccount, so the
 //!   in-process operator runs with exactly the chart's RBAC.
-//! - [`InProcessOperator`]: `stateless_operator::controller::run` under such a client.
-//! - [`denied_requests`]: every 403 the in-process operator logged.
+//! - [`OperatorProcess`]: the operator binary, run out of the cluster with the
+//!   chart's container args under the chart's ServiceAccount identity.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use k8s_openapi::api::authorization::v1::{
@@ -244,102 +244,233 @@ pub fn is_forbidden<T: std::fmt::Debug>(result: &Result<T, kube::Error>) -> bool
     matches!(result, Err(kube::Error::Api(status)) if status.code == 403)
 }
 
-/// Everything the operator's code logs (debug and up), kept for the tests.
-fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        // The controller logs failed reconciles (warn) and failed watches
-        // (debug, "controller event") here, with the API server's message.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "stateless_operator=debug,kube_runtime=warn",
-            ))
-            .with_ansi(false)
-            .with_writer(move || LogWriter(writer.clone()))
-            .try_init();
-        buffer
-    })
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut logs) = self.0.lock() {
-            logs.extend_from_slice(buf);
-        }
-        Ok(buf.len())
+/// `helm template` of the chart with `--set` values; the rendered objects.
+pub fn render(set: &[&str], values_files: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["template", "release", CHART, "-n", "stateless-system"];
+    for file in values_files {
+        args.extend(["-f", file]);
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    for value in set {
+        args.extend(["--set", value]);
     }
-}
-
-/// Log lines of the in-process operator that report a refused request
-/// (HTTP 403) mentioning `needle` (a namespace or the ServiceAccount).
-pub fn denied_requests(needle: &str) -> Vec<String> {
-    let logs = captured().lock().map(|l| l.clone()).unwrap_or_default();
-    String::from_utf8_lossy(&logs)
-        .lines()
-        .filter(|l| l.contains(needle))
-        .filter(|l| l.contains("403") || l.to_lowercase().contains("forbidden"))
-        .map(str::to_string)
+    let out = helm_ok(&args);
+    serde_saphyr::from_multiple::<serde_json::Value>(&out)
+        .unwrap_or_else(|e| panic!("parsing helm template output: {e}"))
+        .into_iter()
+        .filter(|v| v.is_object())
         .collect()
 }
 
-/// The StatelessApp controller running in this process with `client`'s
-/// identity, watching `namespaces`; [`InProcessOperator::stop`] waits for it.
-pub struct InProcessOperator {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    pub metrics: Arc<stateless_operator::metrics::Metrics>,
+/// The operator container's args of a rendered or live Deployment.
+pub fn operator_args(deployment: &serde_json::Value) -> Vec<String> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no container args in {deployment}"))
+        .iter()
+        .map(|a| a.as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
-impl InProcessOperator {
-    pub fn start(client: &Client, namespaces: &[&str]) -> Self {
-        captured();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let metrics = Arc::new(stateless_operator::metrics::Metrics::new());
-        let settings = stateless_operator::controller::Settings {
-            concurrency: 4,
-            namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
-            resync: Duration::from_secs(30),
+/// A port nobody listens on now on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// The operator binary, run out of the cluster with exactly the arguments the
+/// chart gives its container, under the chart's ServiceAccount identity (a
+/// kubeconfig that impersonates it), and POD_NAME/POD_NAMESPACE as the
+/// downward API would set them. Stopped with SIGTERM on [`OperatorProcess::stop`] or drop.
+pub struct OperatorProcess {
+    child: Option<std::process::Child>,
+    pub http: std::net::SocketAddr,
+    pub pod_name: String,
+    dir: PathBuf,
+}
+
+impl OperatorProcess {
+    /// `args`: the chart's container args. Listen addresses are moved to free
+    /// loopback ports; `namespaces`, when given, replaces `--namespace` (the
+    /// local plane is shared: a cluster-wide operator would reconcile other
+    /// tests' apps).
+    pub async fn start(release: &Release, args: &[String], namespaces: Option<&[&str]>) -> Self {
+        let dir = std::env::temp_dir().join(format!("stateless-operator-{}", support::suffix()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let kubeconfig_path = support::kubeconfig_path();
+        let mut kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig_path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", kubeconfig_path.display()));
+        for named in &mut kubeconfig.auth_infos {
+            if let Some(auth) = named.auth_info.as_mut() {
+                auth.impersonate = Some(release.service_account_user());
+            }
+        }
+        let impersonating = dir.join("kubeconfig");
+        // JSON is YAML: the binary reads it like any kubeconfig.
+        std::fs::write(
+            &impersonating,
+            serde_json::to_vec(&kubeconfig).expect("kubeconfig serializes"),
+        )
+        .expect("writing the impersonating kubeconfig");
+
+        let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let webhook: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut run_args: Vec<String> = args
+            .iter()
+            .filter(|a| !(namespaces.is_some() && a.starts_with("--namespace")))
+            .map(|a| {
+                if a.starts_with("--http-addr=") {
+                    format!("--http-addr={http}")
+                } else if a.starts_with("--webhook-addr=") && a != "--webhook-addr=off" {
+                    format!("--webhook-addr={webhook}")
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        if let Some(namespaces) = namespaces {
+            run_args.push(format!("--namespace={}", namespaces.join(",")));
+        }
+        let pod_name = format!("{}-{}", release.fullname(), support::suffix());
+        let log = std::fs::File::create(dir.join("operator.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_stateless-operator"))
+            .args(&run_args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KUBECONFIG", &impersonating)
+            .env("POD_NAME", &pod_name)
+            .env("POD_NAMESPACE", &release.namespace)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the operator binary: {e}"));
+        let mut process = Self {
+            child: Some(child),
+            http,
+            pod_name,
+            dir,
         };
-        let task = tokio::spawn(stateless_operator::controller::run(
-            client.clone(),
-            settings,
-            metrics.clone(),
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        Self {
-            stop: Some(tx),
-            task: Some(task),
-            metrics,
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = process
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "the operator exited during start-up ({status}) with {run_args:?}:\n{}",
+                    process.logs()
+                );
+            }
+            if process.get("/readyz").await.0 == 200 {
+                return process;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("the operator was not ready within 60s:\n{}", process.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
-    /// Stop and wait until in-flight reconciliations finished.
+    /// Everything the operator logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.join("operator.log")).unwrap_or_default()
+    }
+
+    /// Log lines about a refused request (HTTP 403).
+    pub fn denied_requests(&self) -> Vec<String> {
+        self.logs()
+            .lines()
+            .filter(|l| l.contains("403") || l.to_lowercase().contains("forbidden"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// GET `path` from the operator's HTTP endpoint: (status, body); (0, "") if unreachable.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(Ok(mut stream)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect(self.http),
+        )
+        .await
+        else {
+            return (0, String::new());
+        };
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        if stream.write_all(request.as_bytes()).await.is_err() {
+            return (0, String::new());
+        }
+        let mut response = Vec::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+        let response = String::from_utf8_lossy(&response).into_owned();
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// SIGTERM, as the kubelet sends; the operator must exit cleanly within 30s.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .expect("the in-process operator stops within 30s")
-                .expect("the in-process operator task did not panic");
-        }
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        terminate(&child);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for the operator") {
+                break status;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the operator did not stop within 30s of SIGTERM:\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(
+            status.success(),
+            "the operator exited with {status} on SIGTERM:\n{}",
+            self.logs()
+        );
     }
 }
 
-impl Drop for InProcessOperator {
+/// Send SIGTERM to exactly this child, by its id.
+fn terminate(child: &std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+impl Drop for OperatorProcess {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        if let Some(mut child) = self.child.take() {
+            terminate(&child);
+            for _ in 0..100 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::env::var_os("KEEP_TEST_NAMESPACES").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

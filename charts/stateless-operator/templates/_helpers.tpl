@@ -62,6 +62,10 @@ app.kubernetes.io/part-of: stateless-operator
 {{- printf "%s-webhook" (include "stateless-operator.fullname" .) }}
 {{- end }}
 
+{{- define "stateless-operator.leaseName" -}}
+{{- default (include "stateless-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
 {{/* Where the cert-manager Secret is mounted (files mode). */}}
 {{- define "stateless-operator.webhookCertDir" -}}
 /etc/stateless-operator/webhook-tls
