@@ -102,7 +102,8 @@ pub struct Release {
 impl Release {
     /// `helm install --wait` with `--set` values; panics with helm's output on failure.
     pub fn install(name: &str, namespace: &str, set: &[&str]) -> Self {
-        let out = helm(&install_args("install", name, namespace, set));
+        let args = install_args("install", name, namespace, set);
+        let out = helm(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(
             out.success,
             "helm install {name} failed:\n{}{}",
@@ -117,7 +118,8 @@ impl Release {
 
     /// `helm upgrade --wait` with new `--set` values (the others reset to the chart's defaults).
     pub fn upgrade(&self, set: &[&str]) -> String {
-        helm_ok(&install_args("upgrade", &self.name, &self.namespace, set))
+        let args = install_args("upgrade", &self.name, &self.namespace, set);
+        helm_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// The chart's full name for this release (`<release>-stateless-operator`).
@@ -159,13 +161,15 @@ impl Release {
     }
 }
 
-fn install_args<'a>(
-    verb: &'a str,
-    name: &'a str,
-    namespace: &'a str,
-    set: &[&'a str],
-) -> Vec<&'a str> {
-    let mut args = vec![
+/// Label a namespace must carry, with the release name as value, before this
+/// release's webhook reviews anything in it. Tests share the local plane with
+/// other tests that label namespaces `stateless.dev/enforce`; without this,
+/// the API server would also send their requests to this release's webhook
+/// Service, which no pod serves here (failurePolicy Ignore, but slower).
+pub const WEBHOOK_SCOPE_LABEL: &str = "stateless.dev/test-release";
+
+fn install_args(verb: &str, name: &str, namespace: &str, set: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         verb,
         name,
         CHART,
@@ -174,9 +178,18 @@ fn install_args<'a>(
         "--wait",
         "--timeout",
         "120s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let scope = [
+        format!("webhook.namespaceSelectorExpressions[0].key={WEBHOOK_SCOPE_LABEL}"),
+        "webhook.namespaceSelectorExpressions[0].operator=In".to_string(),
+        format!("webhook.namespaceSelectorExpressions[0].values={{{name}}}"),
     ];
-    for value in set {
-        args.extend(["--set", value]);
+    for value in scope.iter().map(String::as_str).chain(set.iter().copied()) {
+        args.push("--set".into());
+        args.push(value.to_string());
     }
     args
 }
