@@ -3,8 +3,9 @@
 # values and with every option on, refuse bad values with a clear message, and
 # keep the chart's CRDs identical to the top-level crds/. hack/test.sh runs it;
 # tests/chart.rs proves the chart against a real API server.
+# shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-cd "$REPO_ROOT"
+cd "$REPO_ROOT" || exit 1
 use_tools_path
 need helm "run hack/tools.sh to fetch it"
 
