@@ -616,6 +616,125 @@ fn chart_flags_are_accepted_by_the_operator() {
     }
 }
 
+fn find<'a>(
+    objects: &'a [serde_json::Value],
+    kind: &str,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+fn rule_resources(role: &serde_json::Value) -> Vec<String> {
+    role["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["resources"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Which roles each mode renders (no cluster needed).
+#[test]
+fn chart_rbac_follows_the_modes() {
+    // Defaults: cluster-wide, built-in webhook certificates, leader election.
+    let objects = install::render(&[], &[]);
+    let controller = find(&objects, "ClusterRole", "release-stateless-operator")
+        .expect("cluster-wide controller role");
+    assert!(rule_resources(controller).contains(&"statelessapps".to_string()));
+    let webhook = find(&objects, "Role", "release-stateless-operator-webhook")
+        .expect("built-in certificates: the Secret role");
+    assert_eq!(webhook["metadata"]["namespace"], "stateless-system");
+    assert!(
+        rule_resources(
+            find(
+                &objects,
+                "ClusterRole",
+                "release-stateless-operator-webhook"
+            )
+            .expect("webhook ClusterRole")
+        )
+        .contains(&"validatingwebhookconfigurations".to_string())
+    );
+    let lease = find(
+        &objects,
+        "Role",
+        "release-stateless-operator-leader-election",
+    )
+    .expect("leader election role");
+    assert_eq!(rule_resources(lease), ["leases", "leases"]);
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["kind"] == "Role" && o["metadata"]["name"] == "release-stateless-operator")
+    );
+
+    // Every option on: namespaced, cert-manager.
+    let objects = install::render(&[], &["charts/stateless-operator/ci/all-on-values.yaml"]);
+    assert!(find(&objects, "ClusterRole", "platform-stateless").is_none());
+    let roles: Vec<&str> = objects
+        .iter()
+        .filter(|o| o["kind"] == "Role" && o["metadata"]["name"] == "platform-stateless")
+        .filter_map(|o| o["metadata"]["namespace"].as_str())
+        .collect();
+    assert_eq!(roles, ["team-a", "team-b"]);
+    assert!(
+        find(&objects, "Role", "platform-stateless-webhook").is_none(),
+        "cert-manager mode: no Secret rights for the webhook"
+    );
+    assert_eq!(
+        rule_resources(
+            find(&objects, "ClusterRole", "platform-stateless-webhook")
+                .expect("webhook ClusterRole")
+        ),
+        ["namespaces"],
+        "cert-manager mode: no webhook configuration rights"
+    );
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("Deployment");
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"].to_string();
+    assert!(
+        volumes.contains("platform-stateless-webhook-cert"),
+        "{volumes}"
+    );
+
+    // Webhook and leader election off: none of their rights, and the flags say so.
+    let objects = install::render(
+        &["webhook.enabled=false", "leaderElection.enabled=false"],
+        &[],
+    );
+    for (kind, name) in [
+        ("ClusterRole", "release-stateless-operator-webhook"),
+        ("Role", "release-stateless-operator-webhook"),
+        ("Role", "release-stateless-operator-leader-election"),
+        (
+            "ValidatingWebhookConfiguration",
+            "release-stateless-operator",
+        ),
+        ("Service", "release-stateless-operator-webhook"),
+    ] {
+        assert!(
+            find(&objects, kind, name).is_none(),
+            "{kind} {name} rendered"
+        );
+    }
+    let args = install::operator_args(
+        objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("Deployment"),
+    );
+    assert!(args.contains(&"--webhook-addr=off".to_string()), "{args:?}");
+    assert!(
+        !args.iter().any(|a| a.starts_with("--leader-elect")),
+        "{args:?}"
+    );
+}
+
 /// Install in cluster-wide mode; run the operator binary with the chart's
 /// args under the chart's identity through the full reconcile of both
 /// examples; upgrade; refuse a second install of the same name; uninstall
