@@ -53,6 +53,7 @@ impl Hook {
                 deny_severity: Severity::Medium,
                 ..Policy::default()
             },
+            drain_delay: Duration::ZERO,
         };
         let running = stateless_operator::webhook::start(
             client.clone(),

@@ -150,7 +150,19 @@ pub async fn start(
     let cluster = cluster::ApiCluster::start(client, shutdown.clone());
     let webhook = Arc::new(Webhook::new(cluster, settings.policy, metrics));
     tracing::info!(%addr, "serving the admission webhook (POST /validate)");
-    let server = server::serve_tls(listener, tls_config, server::router(webhook), shutdown);
+    let drain_delay = settings.drain_delay;
+    let server_shutdown = shutdown.then(move |()| async move {
+        if !drain_delay.is_zero() {
+            tracing::info!("webhook: still serving for {drain_delay:?} while endpoints update");
+            tokio::time::sleep(drain_delay).await;
+        }
+    });
+    let server = server::serve_tls(
+        listener,
+        tls_config,
+        server::router(webhook),
+        server_shutdown,
+    );
     let task = tokio::spawn(async move {
         server.await;
         let _ = certs.await;

@@ -133,10 +133,17 @@ pub struct WebhookSettings {
     pub addr: SocketAddr,
     pub certs: CertSource,
     pub policy: Policy,
+    /// After shutdown is signalled, keep accepting requests this long: the
+    /// API server keeps sending to a terminating pod until its endpoint is
+    /// removed, and with `failurePolicy: Fail` a refused connection is a
+    /// refused request.
+    pub drain_delay: Duration,
 }
 
 /// How often `files` mode re-reads the certificate.
 pub const FILES_POLL: Duration = Duration::from_secs(5);
+/// [`WebhookSettings::drain_delay`] of `run`.
+pub const DRAIN_DELAY: Duration = Duration::from_secs(3);
 
 impl WebhookArgs {
     /// The operator's namespace: the flag, else `default_namespace`.
@@ -176,6 +183,7 @@ impl WebhookArgs {
                 deny_severity: self.webhook_deny_severity,
                 config: Config::default(),
             },
+            drain_delay: DRAIN_DELAY,
         })
     }
 }
@@ -198,6 +206,7 @@ mod tests {
         assert_eq!(s.addr, "0.0.0.0:8443".parse().expect("addr"));
         assert_eq!(s.policy.operator_namespace.as_deref(), Some("ops"));
         assert_eq!(s.policy.deny_severity, Severity::Medium);
+        assert_eq!(s.drain_delay, DRAIN_DELAY);
         match s.certs {
             CertSource::Builtin(b) => {
                 assert_eq!(b.namespace, "ops");
