@@ -392,11 +392,12 @@ impl OperatorProcess {
         std::fs::read_to_string(self.dir.join("operator.log")).unwrap_or_default()
     }
 
-    /// Log lines about a refused request (HTTP 403).
+    /// Log lines about a refused request (HTTP 403: kube's errors say
+    /// `code: 403` and the API server's message says "forbidden").
     pub fn denied_requests(&self) -> Vec<String> {
         self.logs()
             .lines()
-            .filter(|l| l.contains("403") || l.to_lowercase().contains("forbidden"))
+            .filter(|l| l.contains("code: 403") || l.to_lowercase().contains("forbidden"))
             .map(str::to_string)
             .collect()
     }
