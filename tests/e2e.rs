@@ -50,7 +50,8 @@ enum Mode {
 
 fn mode() -> Mode {
     match std::env::var("E2E_OPERATOR").as_deref() {
-        Err(_) | Ok("") | Ok("out-of-cluster") => Mode::OutOfCluster,
+        // "in-process" is accepted for the name this mode had in the plan.
+        Err(_) | Ok("") | Ok("out-of-cluster") | Ok("in-process") => Mode::OutOfCluster,
         Ok("in-cluster") => Mode::InCluster,
         Ok(other) => panic!("E2E_OPERATOR={other:?}: expected out-of-cluster or in-cluster"),
     }
