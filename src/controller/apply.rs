@@ -59,16 +59,7 @@ where
     let kind = K::kind(&K::DynamicType::default()).to_string();
     let name = desired.name_any();
     let namespace = desired.namespace().unwrap_or_default();
-    let ctx = |verb: &'static str| {
-        let (kind, name, namespace) = (kind.clone(), name.clone(), namespace.clone());
-        move |source| Error::Kube {
-            verb,
-            kind,
-            namespace,
-            name,
-            source: Box::new(source),
-        }
-    };
+    let ctx = |verb: &'static str| Error::kube(verb, &kind, &namespace, &name);
 
     let digest = digest_of(&desired).map_err(|source| Error::Serialize {
         kind: kind.clone(),

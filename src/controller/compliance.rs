@@ -125,16 +125,7 @@ pub async fn evaluate(
 ) -> Result<Compliance, Error> {
     let name = app.name_any();
     let pod_labels = labels::app(&name);
-    let kube_err = |kind: &str, verb: &'static str| {
-        let (kind, namespace) = (kind.to_string(), namespace.to_string());
-        move |source| Error::Kube {
-            verb,
-            kind,
-            namespace,
-            name: String::new(),
-            source: Box::new(source),
-        }
-    };
+    let kube_err = |kind: &str, verb: &'static str| Error::kube(verb, kind, namespace, "");
     let to_json = |kind: &str, value: Result<Value, serde_json::Error>| {
         value.map_err(|source| Error::Serialize {
             kind: kind.to_string(),
@@ -255,13 +246,9 @@ async fn destination_rules(client: &Client, namespace: &str) -> Result<Vec<Dynam
         Ok(list) => Ok(list.items),
         // Istio is not installed (or not this version): nothing to check.
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
-        Err(source) => Err(Error::Kube {
-            verb: "list",
-            kind: "DestinationRule".into(),
-            namespace: namespace.into(),
-            name: String::new(),
-            source: Box::new(source),
-        }),
+        Err(source) => Err(Error::kube("list", "DestinationRule", namespace, "")(
+            source,
+        )),
     }
 }
 

@@ -99,6 +99,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// `map_err` adapter for a failed API call on one object (`name` may be
+    /// empty for a list).
+    pub fn kube(
+        verb: &'static str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> impl FnOnce(kube::Error) -> Error + use<> {
+        let (kind, namespace, name) = (kind.to_string(), namespace.to_string(), name.to_string());
+        move |source| Error::Kube {
+            verb,
+            kind,
+            namespace,
+            name,
+            source: Box::new(source),
+        }
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Build(_) => "InvalidSpec",

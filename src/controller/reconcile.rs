@@ -154,62 +154,20 @@ async fn converge(
                     .get_or_insert_with(BTreeMap::new)
                     .insert(SECRET_HASH_ANNOTATION.to_string(), secret_hash);
             }
-            track(
-                changes,
-                ctx,
-                apply(
-                    &Api::namespaced(client.clone(), namespace),
-                    app,
-                    redis.config,
-                )
-                .await?,
-            );
-            track(
-                changes,
-                ctx,
-                apply(
-                    &Api::namespaced(client.clone(), namespace),
-                    app,
-                    redis.service,
-                )
-                .await?,
-            );
-            track(
-                changes,
-                ctx,
-                apply(
-                    &Api::namespaced(client.clone(), namespace),
-                    app,
-                    redis.network_policy,
-                )
-                .await?,
-            );
+            apply_child(ctx, app, namespace, changes, redis.config).await?;
+            apply_child(ctx, app, namespace, changes, redis.service).await?;
+            apply_child(ctx, app, namespace, changes, redis.network_policy).await?;
             match redis.pvc {
-                Some(pvc) => track(
-                    changes,
-                    ctx,
-                    apply(&Api::namespaced(client.clone(), namespace), app, pvc).await?,
-                ),
+                Some(pvc) => {
+                    apply_child(ctx, app, namespace, changes, pvc).await?;
+                }
                 None => {
-                    prune::<PersistentVolumeClaim>(
-                        app,
-                        ctx,
-                        namespace,
-                        &names::redis_data(&name),
-                        changes,
-                    )
-                    .await?
+                    let data = names::redis_data(&name);
+                    prune::<PersistentVolumeClaim>(app, ctx, namespace, &data, changes).await?
                 }
             }
-            let deployment = apply(
-                &Api::<Deployment>::namespaced(client.clone(), namespace),
-                app,
-                redis.deployment,
-            )
-            .await?;
-            let ready = status::redis_readiness(deployment.object());
-            track(changes, ctx, deployment);
-            Some(ready)
+            let deployment = apply_child(ctx, app, namespace, changes, redis.deployment).await?;
+            Some(status::redis_readiness(&deployment))
         }
         None => {
             prune_session_store(app, ctx, namespace, changes).await?;
@@ -220,70 +178,36 @@ async fn converge(
         observed.session_store_ready = Some(ready);
     }
 
-    let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
-    let readiness = if blocked {
+    let deployment = if blocked {
         // Enforce: keep whatever Deployment runs now; roll nothing out.
-        match deployments
+        Api::<Deployment>::namespaced(client.clone(), namespace)
             .get_opt(&names::app(&name))
             .await
-            .map_err(|source| Error::Kube {
-                verb: "get",
-                kind: "Deployment".into(),
-                namespace: namespace.into(),
-                name: names::app(&name),
-                source: Box::new(source),
-            })? {
-            Some(live) => {
-                let deployment_status = live.status.clone().unwrap_or_default();
-                observed.replicas = deployment_status.replicas;
-                observed.ready_replicas = deployment_status.ready_replicas;
-                status::deployment_readiness(&live, app.spec.min_replicas())
-            }
-            None => Observation::new(
-                false,
-                "RolloutBlocked",
-                "policy mode Enforce: the spec violates statelessness rules (see the Compliant condition), so no Deployment was created",
-            ),
-        }
+            .map_err(Error::kube(
+                "get",
+                "Deployment",
+                namespace,
+                &names::app(&name),
+            ))?
     } else {
-        let deployment = apply(&deployments, app, children.deployment).await?;
-        let readiness = status::deployment_readiness(deployment.object(), app.spec.min_replicas());
-        let deployment_status = deployment.object().status.clone().unwrap_or_default();
-        observed.replicas = deployment_status.replicas;
-        observed.ready_replicas = deployment_status.ready_replicas;
-        track(changes, ctx, deployment);
-        readiness
+        Some(apply_child(ctx, app, namespace, changes, children.deployment).await?)
     };
-    track(
-        changes,
-        ctx,
-        apply(
-            &Api::namespaced(client.clone(), namespace),
-            app,
-            children.service,
-        )
-        .await?,
-    );
-    track(
-        changes,
-        ctx,
-        apply(
-            &Api::namespaced(client.clone(), namespace),
-            app,
-            children.hpa,
-        )
-        .await?,
-    );
-    track(
-        changes,
-        ctx,
-        apply(
-            &Api::namespaced(client.clone(), namespace),
-            app,
-            children.pdb,
-        )
-        .await?,
-    );
+    let readiness = match &deployment {
+        Some(deployment) => {
+            let deployment_status = deployment.status.clone().unwrap_or_default();
+            observed.replicas = deployment_status.replicas;
+            observed.ready_replicas = deployment_status.ready_replicas;
+            status::deployment_readiness(deployment, app.spec.min_replicas())
+        }
+        None => Observation::new(
+            false,
+            "RolloutBlocked",
+            "policy mode Enforce: the spec violates statelessness rules (see the Compliant condition), so no Deployment was created",
+        ),
+    };
+    apply_child(ctx, app, namespace, changes, children.service).await?;
+    apply_child(ctx, app, namespace, changes, children.hpa).await?;
+    apply_child(ctx, app, namespace, changes, children.pdb).await?;
 
     observed.ready = Some(match &observed.session_store_ready {
         Some(store) if !store.status => {
@@ -292,6 +216,32 @@ async fn converge(
         _ => readiness,
     });
     Ok(())
+}
+
+/// Apply one child (see [`apply`]), note the change, and return the live object.
+async fn apply_child<K>(
+    ctx: &Context,
+    app: &StatelessApp,
+    namespace: &str,
+    changes: &mut Vec<String>,
+    desired: K,
+) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let applied = apply(
+        &Api::namespaced(ctx.client.clone(), namespace),
+        app,
+        desired,
+    )
+    .await?;
+    let object = applied.object().clone();
+    track(changes, ctx, applied);
+    Ok(object)
 }
 
 /// Note an applied child in the change list (for the Event) and the metrics.
@@ -324,16 +274,7 @@ async fn ensure_managed_secret(
 ) -> Result<Secret, Error> {
     let name = names::redis_secret(&app.name_any());
     let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
-    let kube_err = |verb: &'static str| {
-        let (namespace, name) = (namespace.to_string(), name.clone());
-        move |source| Error::Kube {
-            verb,
-            kind: "Secret".into(),
-            namespace,
-            name,
-            source: Box::new(source),
-        }
-    };
+    let kube_err = |verb: &'static str| Error::kube(verb, "Secret", namespace, &name);
     if let Some(secret) = api.get_opt(&name).await.map_err(kube_err("get"))? {
         if !is_controlled_by(secret.meta(), app) {
             return Err(Error::SecretConflict {
@@ -382,16 +323,12 @@ async fn check_external_secret(
         }));
     };
     let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
-    let secret = api
-        .get_opt(&reference.name)
-        .await
-        .map_err(|source| Error::Kube {
-            verb: "get",
-            kind: "Secret".into(),
-            namespace: namespace.into(),
-            name: reference.name.clone(),
-            source: Box::new(source),
-        })?;
+    let secret = api.get_opt(&reference.name).await.map_err(Error::kube(
+        "get",
+        "Secret",
+        namespace,
+        &reference.name,
+    ))?;
     let Some(secret) = secret else {
         return Err(Error::ExternalSecretNotFound {
             namespace: namespace.into(),
@@ -440,13 +377,7 @@ async fn hash_referenced_config(
     let mut hasher = Sha256::new();
     for reference in app.referenced_config() {
         hasher.update(format!("{reference}\0").as_bytes());
-        let kube_err = |source| Error::Kube {
-            verb: "get",
-            kind: reference.kind.as_str().to_string(),
-            namespace: namespace.into(),
-            name: reference.name.clone(),
-            source: Box::new(source),
-        };
+        let kube_err = Error::kube("get", reference.kind.as_str(), namespace, &reference.name);
         match reference.kind {
             ConfigKind::ConfigMap => {
                 let api = Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace);
@@ -493,16 +424,7 @@ where
 {
     let kind = K::kind(&()).to_string();
     let api = Api::<K>::namespaced(ctx.client.clone(), namespace);
-    let kube_err = |verb: &'static str| {
-        let (kind, namespace, name) = (kind.clone(), namespace.to_string(), name.to_string());
-        move |source| Error::Kube {
-            verb,
-            kind,
-            namespace,
-            name,
-            source: Box::new(source),
-        }
-    };
+    let kube_err = |verb: &'static str| Error::kube(verb, &kind, namespace, name);
     let Some(obj) = api.get_opt(name).await.map_err(kube_err("get"))? else {
         return Ok(());
     };
@@ -595,13 +517,12 @@ async fn write_status(
         &Patch::Apply(&patch),
     )
     .await
-    .map_err(|source| Error::Kube {
-        verb: "patch status of",
-        kind: crate::crd::KIND.into(),
-        namespace: namespace.into(),
-        name: app.name_any(),
-        source: Box::new(source),
-    })?;
+    .map_err(Error::kube(
+        "patch status of",
+        crate::crd::KIND,
+        namespace,
+        &app.name_any(),
+    ))?;
     ctx.metrics.count_write(crate::crd::KIND, "status");
     announce_transitions(app, ctx, current, &next).await;
     Ok(())
