@@ -29,7 +29,8 @@ if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
 else
   log "starting the operator — log: $RUN_DIR/logs/operator.log"
   # Port 0: the OS picks a free metrics port, so the demo never collides.
-  setsid "$REPO_ROOT/target/debug/stateless-operator" run --http-addr 127.0.0.1:0 \
+  # The webhook needs a ValidatingWebhookConfiguration the chart installs; the demo shows the controller.
+  setsid "$REPO_ROOT/target/debug/stateless-operator" run --http-addr 127.0.0.1:0 --webhook-addr off \
     >"$RUN_DIR/logs/operator.log" 2>&1 < /dev/null &
   echo $! > "$PIDFILE"
   sleep 1
