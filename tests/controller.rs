@@ -764,3 +764,70 @@ async fn violations_are_reported_waived_and_enforced() {
         Some("True".to_string())
     );
 }
+
+/// A stand-in for Istio's DestinationRule CRD: the operator reads it untyped.
+async fn install_destination_rule_crd(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "destinationrules.networking.istio.io"},
+        "spec": {"group": "networking.istio.io", "scope": "Namespaced",
+            "names": {"plural": "destinationrules", "singular": "destinationrule", "kind": "DestinationRule"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .expect("CRD");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        "destinationrules.networking.istio.io",
+        &PatchParams::apply("stateless-operator-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply DestinationRule CRD");
+    wait_until(WAIT, "DestinationRule CRD Established", || async {
+        crds.get("destinationrules.networking.istio.io")
+            .await
+            .ok()
+            .and_then(|c| c.status)
+            .and_then(|s| s.conditions)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn istio_destination_rules_are_watched_where_istio_is_installed() {
+    let client = client().await;
+    ensure_crd(&client).await;
+    install_destination_rule_crd(&client).await;
+    let ns = TestNamespace::new(&client, "ctrl-istio").await;
+    // A resync far beyond the test: only the DestinationRule watch can trigger the re-check.
+    let _operator = Operator::start_with_resync(&client, &ns.name, Duration::from_secs(3600));
+    let apps = ns.api::<StatelessApp>();
+    apply_objects(&client, &ns.name, &[basic_app("mesh")]).await;
+    wait_ready(&apps, "mesh").await;
+
+    let rule = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "mesh-sticky"},
+        "spec": {"host": format!("mesh.{}.svc.cluster.local", ns.name),
+                 "trafficPolicy": {"loadBalancer": {"consistentHash": {"useSourceIp": true}}}}});
+    apply_objects(&client, &ns.name, &[rule]).await;
+    wait_until(WAIT, "sticky DestinationRule reported", || async {
+        apps.get("mesh")
+            .await
+            .ok()
+            .and_then(|a| a.status)
+            .is_some_and(|s| {
+                s.violations.iter().any(|v| {
+                    v.rule == "sticky-ingress"
+                        && v.kind == "DestinationRule"
+                        && v.name == "mesh-sticky"
+                })
+            })
+    })
+    .await;
+}

@@ -236,11 +236,24 @@ pub fn ingress_backends(ingress: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn destination_rules(client: &Client, namespace: &str) -> Result<Vec<DynamicObject>, Error> {
-    let resource = ApiResource::from_gvk_with_plural(
+/// Istio's `networking.istio.io/v1` DestinationRule, read untyped (no Istio dependency).
+pub fn destination_rule_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("networking.istio.io", "v1", "DestinationRule"),
         "destinationrules",
-    );
+    )
+}
+
+/// Does the API server serve DestinationRules (is Istio installed)?
+pub async fn destination_rules_served(client: &Client) -> bool {
+    client
+        .list_api_group_resources("networking.istio.io/v1")
+        .await
+        .is_ok_and(|list| list.resources.iter().any(|r| r.name == "destinationrules"))
+}
+
+async fn destination_rules(client: &Client, namespace: &str) -> Result<Vec<DynamicObject>, Error> {
+    let resource = destination_rule_resource();
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
     match api.list(&ListParams::default()).await {
         Ok(list) => Ok(list.items),

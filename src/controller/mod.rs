@@ -21,6 +21,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -341,8 +342,8 @@ async fn run_scope(
     );
     let store = controller.store();
     let (cm_store, secret_store) = (store.clone(), store.clone());
-    let (service_store, ingress_store) = (store.clone(), store);
-    controller
+    let (service_store, ingress_store, rule_store) = (store.clone(), store.clone(), store);
+    let mut controller = controller
         .owns(api_in::<Deployment>(&client, ns), owned.clone())
         // Every Service, not only ours: one that selects an app's pods with
         // sessionAffinity is a finding, wherever it came from.
@@ -374,7 +375,23 @@ async fn run_scope(
             api_in::<Secret>(&client, ns),
             watcher::Config::default().any_semantic(),
             move |s| apps_for_config(&secret_store, ConfigKind::Secret, &s),
-        )
+        );
+    // Istio DestinationRules (consistentHash by cookie or source IP) where
+    // Istio is installed; checked once at start.
+    if compliance::destination_rules_served(&client).await {
+        let resource = compliance::destination_rule_resource();
+        let api = match ns {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        controller = controller.watches_with(
+            api,
+            resource,
+            watcher::Config::default().any_semantic(),
+            move |rule: DynamicObject| apps_in_namespace(&rule_store, &rule),
+        );
+    }
+    controller
         .with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
         )

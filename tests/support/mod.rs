@@ -208,12 +208,18 @@ impl Operator {
     /// Start the controller for `namespace` with a short resync, so that
     /// periodic reconciles happen (and must stay write-free) within a test.
     pub fn start(client: &Client, namespace: &str) -> Self {
+        Self::start_with_resync(client, namespace, Duration::from_secs(10))
+    }
+
+    /// Start with a given resync period; a long one shows that a watch, not
+    /// the periodic re-check, triggered a reconcile.
+    pub fn start_with_resync(client: &Client, namespace: &str, resync: Duration) -> Self {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let metrics = std::sync::Arc::new(stateless_operator::metrics::Metrics::new());
         let settings = stateless_operator::controller::Settings {
             concurrency: 2,
             namespaces: vec![namespace.to_string()],
-            resync: Duration::from_secs(10),
+            resync,
         };
         tokio::spawn(stateless_operator::controller::run(
             client.clone(),
