@@ -27,7 +27,6 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
@@ -165,19 +164,7 @@ async fn restricted_namespace(client: &Client, prefix: &str) -> TestNamespace {
 }
 
 async fn crd_established(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    wait_until(WAIT, "StatelessApp CRD Established", || async {
-        crds.get(stateless_operator::crd::CRD_NAME)
-            .await
-            .ok()
-            .and_then(|c| c.status)
-            .and_then(|s| s.conditions)
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-    })
-    .await;
+    support::wait_crd_established(client, stateless_operator::crd::CRD_NAME).await;
 }
 
 fn container_args(deployment: &Deployment) -> Vec<String> {

@@ -16,7 +16,7 @@ use stateless_operator::crd::StatelessApp;
 
 use support::{
     Operator, TestNamespace, apply_objects, audited_writes, client, ensure_crd, load_yaml,
-    wait_until,
+    wait_crd_established, wait_until,
 };
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -785,18 +785,7 @@ async fn install_destination_rule_crd(client: &Client) {
     )
     .await
     .expect("apply DestinationRule CRD");
-    wait_until(WAIT, "DestinationRule CRD Established", || async {
-        crds.get("destinationrules.networking.istio.io")
-            .await
-            .ok()
-            .and_then(|c| c.status)
-            .and_then(|s| s.conditions)
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-    })
-    .await;
+    wait_crd_established(client, "destinationrules.networking.istio.io").await;
 }
 
 #[tokio::test]

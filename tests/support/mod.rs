@@ -180,11 +180,18 @@ pub async fn ensure_crd(client: &Client) {
     )
     .await
     .unwrap_or_else(|e| panic!("applying the StatelessApp CRD: {e}"));
+    wait_crd_established(client, stateless_operator::crd::CRD_NAME).await;
+}
+
+/// Wait until the CustomResourceDefinition `name` is Established (its API is served).
+pub async fn wait_crd_established(client: &Client, name: &str) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     wait_until(
         Duration::from_secs(30),
-        "StatelessApp CRD Established",
+        &format!("CRD {name} Established"),
         || async {
-            crds.get(stateless_operator::crd::CRD_NAME)
+            crds.get(name)
                 .await
                 .ok()
                 .and_then(|c| c.status)
