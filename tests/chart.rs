@@ -822,8 +822,8 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     objects.extend(install::example("full.yaml"));
     apply_objects(&client, &apps_ns.name, &objects).await;
     let apps: Api<StatelessApp> = Api::namespaced(client.clone(), &apps_ns.name);
-    install::wait_ready(&apps, "podinfo", WAIT).await;
-    install::wait_ready(&apps, "podinfo-full", WAIT).await;
+    support::wait_ready(&apps, "podinfo", WAIT).await;
+    support::wait_ready(&apps, "podinfo-full", WAIT).await;
     check_leader_lease(&client, &release, &operator.pod_name).await;
     let ca_bundle = check_builtin_webhook_certificates(&client, &operator_client, &release).await;
     assert_metrics_served(&operator).await;
@@ -981,7 +981,7 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     )
     .await
     .expect("scale");
-    install::wait_ready(&apps, "podinfo", WAIT).await;
+    support::wait_ready(&apps, "podinfo", WAIT).await;
     let hpa = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &apps_ns.name)
         .get("podinfo")
         .await
@@ -1077,13 +1077,13 @@ async fn namespaced_install_is_confined_to_the_watched_namespaces() {
     let operator = OperatorProcess::start(&release, &args, None).await;
     apply_objects(&client, &team_a.name, &install::example("basic.yaml")).await;
     apply_objects(&client, &team_b.name, &install::example("full.yaml")).await;
-    install::wait_ready(
+    support::wait_ready(
         &Api::namespaced(client.clone(), &team_a.name),
         "podinfo",
         WAIT,
     )
     .await;
-    install::wait_ready(
+    support::wait_ready(
         &Api::namespaced(client.clone(), &team_b.name),
         "podinfo-full",
         WAIT,

@@ -15,8 +15,8 @@ use serde_json::json;
 use stateless_operator::crd::StatelessApp;
 
 use support::{
-    Operator, TestNamespace, apply_objects, audited_writes, client, ensure_crd, load_yaml,
-    wait_crd_established, wait_until,
+    Operator, TestNamespace, apply_objects, audited_writes, client, condition, ensure_crd,
+    load_yaml, wait_crd_established, wait_ready, wait_until,
 };
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -27,32 +27,6 @@ async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
     let ns = TestNamespace::new(&client, prefix).await;
     let operator = Operator::start(&client, &ns.name);
     (client, ns, operator)
-}
-
-fn condition(app: &StatelessApp, type_: &str) -> Option<(String, String, String)> {
-    app.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-/// Wait until the app reports Ready=True for its current generation.
-async fn wait_ready(apps: &Api<StatelessApp>, name: &str) -> StatelessApp {
-    wait_until(
-        WAIT,
-        &format!("StatelessApp {name} Ready=True at its generation"),
-        || async {
-            apps.get(name).await.ok().is_some_and(|app| {
-                let current = app.status.as_ref().and_then(|s| s.observed_generation)
-                    == app.metadata.generation;
-                current && condition(&app, "Ready").is_some_and(|(s, _, _)| s == "True")
-            })
-        },
-    )
-    .await;
-    apps.get(name).await.expect("get app")
 }
 
 fn basic_app(name: &str) -> serde_json::Value {
@@ -74,7 +48,7 @@ async fn basic_example_converges_heals_and_respects_the_hpa() {
     let (client, ns, _operator) = setup("ctrl-basic").await;
     let apps = ns.api::<StatelessApp>();
     apply_objects(&client, &ns.name, &[basic_app("web")]).await;
-    let app = wait_ready(&apps, "web").await;
+    let app = wait_ready(&apps, "web", WAIT).await;
 
     // Every child exists, is controlled by the app and has what the spec says.
     let deployments = ns.api::<Deployment>();
@@ -314,7 +288,7 @@ async fn basic_example_converges_heals_and_respects_the_hpa() {
             })
     })
     .await;
-    let app = wait_ready(&apps, "web").await;
+    let app = wait_ready(&apps, "web", WAIT).await;
     assert_eq!(
         app.status.as_ref().and_then(|s| s.observed_generation),
         app.metadata.generation
@@ -425,7 +399,7 @@ async fn full_example_converges() {
         .expect("full.yaml has a StatelessApp")
         .to_string();
     let apps = ns.api::<StatelessApp>();
-    let app = wait_ready(&apps, &name).await;
+    let app = wait_ready(&apps, &name, WAIT).await;
     assert!(condition(&app, "SessionStoreReady").is_some_and(|(s, _, _)| s == "True"));
 
     // Changing a referenced ConfigMap changes the pod-template hash, so pods roll.
@@ -533,7 +507,7 @@ async fn missing_external_secret_is_reported_then_recovers() {
         .create(&PostParams::default(), &secret)
         .await
         .expect("create Secret");
-    let app = wait_ready(&apps, "ext").await;
+    let app = wait_ready(&apps, "ext", WAIT).await;
     let store = app
         .status
         .and_then(|s| s.session_store)
@@ -622,7 +596,7 @@ async fn violations_are_reported_waived_and_enforced() {
     let mut app = basic_app("shop");
     app["spec"]["policy"] = json!({"mode": "Warn"});
     apply_objects(&client, &ns.name, &[app]).await;
-    let app = wait_ready(&apps, "shop").await;
+    let app = wait_ready(&apps, "shop", WAIT).await;
     assert_eq!(
         condition(&app, "Compliant").map(|(s, r, _)| (s, r)),
         Some(("True".to_string(), "NoViolations".to_string()))
@@ -758,7 +732,7 @@ async fn violations_are_reported_waived_and_enforced() {
             == Some(Some("ghcr.io/stefanprodan/podinfo:6.7.1".to_string()))
     })
     .await;
-    let app = wait_ready(&apps, "shop").await;
+    let app = wait_ready(&apps, "shop", WAIT).await;
     assert_eq!(
         condition(&app, "Compliant").map(|c| c.0),
         Some("True".to_string())
@@ -798,7 +772,7 @@ async fn istio_destination_rules_are_watched_where_istio_is_installed() {
     let _operator = Operator::start_with_resync(&client, &ns.name, Duration::from_secs(3600));
     let apps = ns.api::<StatelessApp>();
     apply_objects(&client, &ns.name, &[basic_app("mesh")]).await;
-    wait_ready(&apps, "mesh").await;
+    wait_ready(&apps, "mesh", WAIT).await;
 
     let rule = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
         "metadata": {"name": "mesh-sticky"},

@@ -39,8 +39,8 @@ use kube::{Api, Client};
 use serde_json::json;
 use stateless_operator::crd::StatelessApp;
 
-use install::{OperatorProcess, Release, condition, wait_ready};
-use support::{TestNamespace, apply_objects, client, wait_until};
+use install::{OperatorProcess, Release};
+use support::{TestNamespace, apply_objects, client, condition, wait_ready, wait_until};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {

@@ -205,22 +205,11 @@ impl Config {
 impl Drop for Config {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Same pattern as TestNamespace: own thread, own runtime, own client.
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(async {
-                    if let Ok(client) = Client::try_from(support::config().await) {
-                        let _ = Api::<ValidatingWebhookConfiguration>::all(client)
-                            .delete(&name, &DeleteParams::default())
-                            .await;
-                    }
-                });
-            }
-        })
-        .join();
+        support::cleanup_in_drop(move |client| async move {
+            let _ = Api::<ValidatingWebhookConfiguration>::all(client)
+                .delete(&name, &DeleteParams::default())
+                .await;
+        });
     }
 }
 

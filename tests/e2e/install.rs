@@ -489,55 +489,6 @@ impl Drop for OperatorProcess {
     }
 }
 
-/// A condition of a StatelessApp as (status, reason, message).
-pub fn condition(
-    app: &stateless_operator::crd::StatelessApp,
-    type_: &str,
-) -> Option<(String, String, String)> {
-    app.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-/// Wait until the app reports Ready=True for its current generation; on
-/// timeout, panic with its conditions (they say what went wrong, a 403 included).
-pub async fn wait_ready(
-    apps: &Api<stateless_operator::crd::StatelessApp>,
-    name: &str,
-    timeout: Duration,
-) -> stateless_operator::crd::StatelessApp {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let app = apps.get_opt(name).await.ok().flatten();
-        if let Some(app) = &app {
-            let current =
-                app.status.as_ref().and_then(|s| s.observed_generation) == app.metadata.generation;
-            if current && condition(app, "Ready").is_some_and(|(s, _, _)| s == "True") {
-                return app.clone();
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let conditions = app
-                .and_then(|a| a.status)
-                .map(|s| {
-                    s.conditions
-                        .iter()
-                        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
-                        .collect::<Vec<_>>()
-                        .join("\n  ")
-                })
-                .unwrap_or_else(|| "no status".into());
-            panic!(
-                "timed out after {timeout:?} waiting for StatelessApp {name} Ready=True at its generation; conditions:\n  {conditions}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// `examples/<file>` as JSON objects, ready for `support::apply_objects`.
 ///
 /// On a real kubelet (kind) podinfo's image runs as a named user that

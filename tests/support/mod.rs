@@ -126,27 +126,36 @@ impl Drop for TestNamespace {
             return;
         }
         let name = self.name.clone();
-        // Drop cannot await, and the test's client cannot be used from here:
-        // its connection worker runs on the test runtime, which is blocked in
-        // this very drop. So delete from a thread with its own runtime and its
-        // own client. Best effort: the plane is torn down after the suite anyway.
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(async {
-                    let Ok(client) = Client::try_from(config().await) else {
-                        return;
-                    };
-                    let _ = Api::<Namespace>::all(client)
-                        .delete(&name, &DeleteParams::background())
-                        .await;
-                });
-            }
-        })
-        .join();
+        cleanup_in_drop(move |client| async move {
+            let _ = Api::<Namespace>::all(client)
+                .delete(&name, &DeleteParams::background())
+                .await;
+        });
     }
+}
+
+/// Run best-effort async clean-up from a `Drop`. Drop cannot await, and the
+/// test's client cannot be used there: its connection worker runs on the test
+/// runtime, which is blocked in that very drop. So the clean-up runs on a
+/// thread with its own runtime and its own client, and the drop waits for it.
+pub fn cleanup_in_drop<F, Fut>(cleanup: F)
+where
+    F: FnOnce(Client) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(async {
+                if let Ok(client) = Client::try_from(config().await) {
+                    cleanup(client).await;
+                }
+            });
+        }
+    })
+    .join();
 }
 
 /// Poll `check` every 200 ms until it returns true; panic with `what` after `timeout`.
@@ -319,4 +328,53 @@ pub fn audited_writes(namespace: &str) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// A condition of a StatelessApp as (status, reason, message).
+pub fn condition(
+    app: &stateless_operator::crd::StatelessApp,
+    type_: &str,
+) -> Option<(String, String, String)> {
+    app.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Wait until the app reports Ready=True for its current generation; on
+/// timeout, panic with its conditions (they say what went wrong, a 403 included).
+pub async fn wait_ready(
+    apps: &Api<stateless_operator::crd::StatelessApp>,
+    name: &str,
+    timeout: Duration,
+) -> stateless_operator::crd::StatelessApp {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let app = apps.get_opt(name).await.ok().flatten();
+        if let Some(app) = &app {
+            let current =
+                app.status.as_ref().and_then(|s| s.observed_generation) == app.metadata.generation;
+            if current && condition(app, "Ready").is_some_and(|(s, _, _)| s == "True") {
+                return app.clone();
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let conditions = app
+                .and_then(|a| a.status)
+                .map(|s| {
+                    s.conditions
+                        .iter()
+                        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
+                })
+                .unwrap_or_else(|| "no status".into());
+            panic!(
+                "timed out after {timeout:?} waiting for StatelessApp {name} Ready=True at its generation; conditions:\n  {conditions}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
