@@ -216,60 +216,55 @@ fn error_policy(app: Arc<StatelessApp>, error: &Error, ctx: Arc<Context>) -> Act
     Action::requeue(delay)
 }
 
-/// Apps (from the controller's cache) that a ConfigMap or Secret concerns:
-/// the one controlling it, and every app in its namespace that references it.
-fn apps_for_config(
+/// Apps (from the controller's cache) an object concerns: the one
+/// controlling it, and every app in its namespace for which `matches` holds.
+fn apps_concerned(
     store: &Store<StatelessApp>,
-    kind: ConfigKind,
     obj: &impl Resource,
+    matches: impl Fn(&StatelessApp) -> bool,
 ) -> Vec<ObjectRef<StatelessApp>> {
-    let namespace = obj.meta().namespace.clone().unwrap_or_default();
-    let name = obj.meta().name.clone().unwrap_or_default();
+    let namespace = obj.meta().namespace.as_deref().unwrap_or_default();
     let mut refs = controller_of(obj);
     refs.extend(
         store
             .state()
             .iter()
-            .filter(|app| app.namespace().as_deref() == Some(namespace.as_str()))
-            .filter(|app| {
-                app.referenced_config()
-                    .iter()
-                    .any(|r| r.kind == kind && r.name == name)
-            })
+            .filter(|app| app.namespace().as_deref() == Some(namespace))
+            .filter(|app| matches(app))
             .map(|app| ObjectRef::from_obj(app.as_ref())),
     );
     refs
 }
 
-/// Apps a Service concerns: the one controlling it and those whose pods it selects.
-fn apps_for_service(store: &Store<StatelessApp>, svc: &Service) -> Vec<ObjectRef<StatelessApp>> {
-    let namespace = svc.namespace().unwrap_or_default();
-    let selector = svc.spec.as_ref().and_then(|s| s.selector.as_ref());
-    let mut refs = controller_of(svc);
-    refs.extend(
-        store
-            .state()
+/// A ConfigMap or Secret concerns the apps whose pods reference it.
+fn apps_for_config(
+    store: &Store<StatelessApp>,
+    kind: ConfigKind,
+    obj: &impl Resource,
+) -> Vec<ObjectRef<StatelessApp>> {
+    let name = obj.meta().name.as_deref().unwrap_or_default();
+    apps_concerned(store, obj, |app| {
+        app.referenced_config()
             .iter()
-            .filter(|app| app.namespace().as_deref() == Some(namespace.as_str()))
-            .filter(|app| compliance::selects(selector, &labels::app(&app.name_any())))
-            .map(|app| ObjectRef::from_obj(app.as_ref())),
-    );
-    refs
+            .any(|r| r.kind == kind && r.name == name)
+    })
 }
 
-/// Every app in the object's namespace (an Ingress may route to any of them;
-/// the validate step picks the ones it really reaches).
+/// A Service concerns the apps whose pods it selects.
+fn apps_for_service(store: &Store<StatelessApp>, svc: &Service) -> Vec<ObjectRef<StatelessApp>> {
+    let selector = svc.spec.as_ref().and_then(|s| s.selector.as_ref());
+    apps_concerned(store, svc, |app| {
+        compliance::selects(selector, &labels::app(&app.name_any()))
+    })
+}
+
+/// An Ingress or DestinationRule may route to any app in its namespace; the
+/// validate step picks the ones it really reaches.
 fn apps_in_namespace(
     store: &Store<StatelessApp>,
     obj: &impl Resource,
 ) -> Vec<ObjectRef<StatelessApp>> {
-    let namespace = obj.meta().namespace.clone().unwrap_or_default();
-    store
-        .state()
-        .iter()
-        .filter(|app| app.namespace().as_deref() == Some(namespace.as_str()))
-        .map(|app| ObjectRef::from_obj(app.as_ref()))
-        .collect()
+    apps_concerned(store, obj, |_| true)
 }
 
 /// The StatelessApp named by the object's controller ownerReference, if any.
