@@ -43,7 +43,7 @@ pub struct Metrics {
     pub writes: Family<WriteLabels, Counter>,
     /// Unwaived findings per app and rule (`stateless_violations`).
     pub violations: Family<ViolationLabels, Gauge>,
-    /// Admission webhook families (issue 6), registered by the webhook module.
+    /// Admission webhook families, registered by the webhook module.
     pub webhook: crate::webhook::WebhookMetrics,
     ready: AtomicU64,
 }

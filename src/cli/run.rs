@@ -59,7 +59,7 @@ pub struct RunArgs {
     #[arg(long, env = "STATELESS_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
-    /// The validating admission webhook (issue 6).
+    /// Flags of the validating admission webhook, served by every replica.
     #[command(flatten)]
     pub webhook: Box<crate::webhook::WebhookArgs>,
 }
