@@ -354,6 +354,7 @@ mod tests {
     fn config_hash_is_a_pod_template_annotation() {
         let inputs = BuildInputs {
             config_hash: Some("3f2a".into()),
+            ..BuildInputs::default()
         };
         let got = deployment(&basic(), &inputs);
         assert_eq!(
@@ -394,6 +395,7 @@ mod tests {
         }));
         let inputs = BuildInputs {
             config_hash: Some("abc123".into()),
+            ..BuildInputs::default()
         };
         let got = deployment(&app, &inputs);
         let expected = json!({

@@ -28,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::Resource;
 use std::collections::BTreeMap;
 
-use crate::crd::{AppPort, StatelessApp};
+use crate::crd::{AppPort, DEFAULT_REDIS_IMAGE, StatelessApp};
 
 pub use redis::{generate_password, redis_secret};
 
@@ -41,12 +41,26 @@ pub const FIELD_MANAGER: &str = "stateless-operator";
 pub const CONFIG_HASH_ANNOTATION: &str = "stateless.dev/config-hash";
 
 /// What the builders need besides the StatelessApp itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuildInputs {
     /// Hex digest of the data of [`StatelessApp::referenced_config`], computed
     /// by the controller. Set as [`CONFIG_HASH_ANNOTATION`] on the app's pod
     /// template when present.
     pub config_hash: Option<String>,
+    /// Image of the managed Redis for apps that leave
+    /// `sessionStore.managed.image` unset: the operator's
+    /// `--session-store-image`, so one installation can point every app at
+    /// its own registry.
+    pub session_store_image: String,
+}
+
+impl Default for BuildInputs {
+    fn default() -> Self {
+        Self {
+            config_hash: None,
+            session_store_image: DEFAULT_REDIS_IMAGE.to_string(),
+        }
+    }
 }
 
 /// Every child object of a StatelessApp, as the operator wants it.
@@ -154,7 +168,7 @@ pub fn children(app: &StatelessApp, inputs: &BuildInputs) -> Result<Children, Bu
         service: service::build(&ctx)?,
         hpa: hpa::build(&ctx),
         pdb: pdb::build(&ctx),
-        session_store: redis::build(&ctx)?,
+        session_store: redis::build(&ctx, inputs)?,
     })
 }
 
@@ -370,6 +384,7 @@ mod tests {
         }));
         let inputs = BuildInputs {
             config_hash: Some("abc".into()),
+            ..BuildInputs::default()
         };
         let first = children(&app, &inputs).expect("builds");
         let second = children(&app, &inputs).expect("builds");
@@ -393,6 +408,7 @@ mod tests {
             &app(spec),
             &BuildInputs {
                 config_hash: Some("0123abcd".into()),
+                ..BuildInputs::default()
             },
         )
         .expect("builds");

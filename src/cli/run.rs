@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::controller::leader::{Elector, LeaderError};
 use crate::controller::{self, Settings};
+use crate::crd::DEFAULT_REDIS_IMAGE;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Args)]
@@ -59,9 +60,34 @@ pub struct RunArgs {
     #[arg(long, env = "STATELESS_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// Image of the managed Redis session store for apps that leave `sessionStore.managed.image` unset, e.g. a copy in your own registry. It must run as uid 999 / gid 1000, like the official image's `redis` user.
+    #[arg(
+        long,
+        env = "STATELESS_SESSION_STORE_IMAGE",
+        value_name = "IMAGE",
+        default_value = DEFAULT_REDIS_IMAGE,
+        value_parser = parse_image
+    )]
+    pub session_store_image: String,
+
     /// Flags of the validating admission webhook, served by every replica.
     #[command(flatten)]
     pub webhook: Box<crate::webhook::WebhookArgs>,
+}
+
+/// An image reference as the kubelet takes it: not empty, no whitespace.
+fn parse_image(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err(format!(
+            "an image reference is required, e.g. {DEFAULT_REDIS_IMAGE} (the default)"
+        ));
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "an image reference contains no whitespace, e.g. {DEFAULT_REDIS_IMAGE}; got {value:?}"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -152,10 +178,12 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
         concurrency: args.concurrency,
         namespaces: args.namespaces.clone(),
         resync: Duration::from_secs(args.resync_seconds),
+        session_store_image: args.session_store_image.clone(),
     };
     tracing::info!(
         concurrency = settings.concurrency,
         namespaces = ?settings.namespaces,
+        session_store_image = %settings.session_store_image,
         "starting the StatelessApp controller"
     );
     let elector = args.leader_elect.then(|| {
@@ -254,5 +282,52 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn run_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let argv = ["stateless-operator", "run"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Run(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn session_store_image_defaults_to_the_public_redis_image() {
+        let args = run_args(&[]).expect("defaults parse");
+        assert_eq!(args.session_store_image, DEFAULT_REDIS_IMAGE);
+    }
+
+    #[test]
+    fn session_store_image_is_settable() {
+        let args =
+            run_args(&["--session-store-image=mirror.example/redis:7.4.6-alpine"]).expect("parses");
+        assert_eq!(
+            args.session_store_image,
+            "mirror.example/redis:7.4.6-alpine"
+        );
+    }
+
+    #[test]
+    fn session_store_image_must_be_a_reference() {
+        for (value, says) in [("", "is required"), ("redis: 7", "no whitespace")] {
+            let err = run_args(&["--session-store-image", value]).expect_err(value);
+            let text = err.to_string();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{text}"
+            );
+            assert!(text.contains("--session-store-image"), "{text}");
+            assert!(text.contains(says), "{text}");
+        }
     }
 }

@@ -29,7 +29,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::build::{BuildError, labels};
-use crate::crd::{ConfigKind, StatelessApp};
+use crate::crd::{ConfigKind, DEFAULT_REDIS_IMAGE, StatelessApp};
 use crate::metrics::Metrics;
 
 /// Everything that can make one reconciliation fail. `reason()` is the
@@ -141,6 +141,10 @@ pub struct Settings {
     pub namespaces: Vec<String>,
     /// Periodic re-check of a converged app (drift the watches cannot see).
     pub resync: Duration,
+    /// Image of the managed Redis for apps that leave
+    /// `sessionStore.managed.image` unset (`--session-store-image`); handed
+    /// to the builders as [`crate::build::BuildInputs::session_store_image`].
+    pub session_store_image: String,
 }
 
 impl Default for Settings {
@@ -149,6 +153,7 @@ impl Default for Settings {
             concurrency: 4,
             namespaces: Vec::new(),
             resync: Duration::from_secs(300),
+            session_store_image: DEFAULT_REDIS_IMAGE.to_string(),
         }
     }
 }

@@ -133,6 +133,7 @@ async fn converge(
         app,
         &BuildInputs {
             config_hash: Some(config_hash),
+            session_store_image: ctx.settings.session_store_image.clone(),
         },
     )?;
 

@@ -42,7 +42,9 @@ pub const DEFAULT_TARGET_CPU_UTILIZATION: i32 = 70;
 pub const DEFAULT_SERVICE_PORT: i32 = 80;
 /// Default name of the environment variable carrying the session-store URL.
 pub const DEFAULT_URL_ENV_VAR: &str = "REDIS_URL";
-/// Default image of the managed Redis session store (pinned Redis 7.x, alpine).
+/// Default image of the managed Redis session store (pinned Redis 7.x, alpine):
+/// the default of the operator's `--session-store-image`, used for every app
+/// whose `sessionStore.managed.image` is unset.
 pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4.6-alpine";
 /// Default Redis `maxmemory`.
 pub const DEFAULT_REDIS_MAX_MEMORY: &str = "64mb";
@@ -418,10 +420,10 @@ impl SessionStoreType {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedSessionStore {
-    /// Redis image (default a pinned Redis 7 alpine tag). The pod runs as the image's `redis` user (uid 999, gid 1000).
-    #[serde(default = "default_redis_image")]
+    /// Redis image. Unset uses the operator's default session-store image (`--session-store-image`, chart value `sessionStore.image`, default redis:7.4.6-alpine). The pod runs as uid 999 and gid 1000 (the official image's `redis` user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
-    pub image: String,
+    pub image: Option<String>,
 
     /// CPU and memory requests and limits of the Redis container. Default: 50m CPU requested and a memory request and limit of twice maxMemory (at least 64Mi) to leave room for Redis overhead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -447,12 +449,20 @@ pub struct ManagedSessionStore {
 impl Default for ManagedSessionStore {
     fn default() -> Self {
         Self {
-            image: DEFAULT_REDIS_IMAGE.to_string(),
+            image: None,
             resources: None,
             max_memory: DEFAULT_REDIS_MAX_MEMORY.to_string(),
             eviction_policy: EvictionPolicy::default(),
             persistence: PersistenceSpec::default(),
         }
+    }
+}
+
+impl ManagedSessionStore {
+    /// The Redis image: the app's own when set, else `operator_default` (the
+    /// operator's `--session-store-image`).
+    pub fn image_or<'a>(&'a self, operator_default: &'a str) -> &'a str {
+        self.image.as_deref().unwrap_or(operator_default)
     }
 }
 
@@ -595,10 +605,6 @@ fn default_service_port() -> i32 {
 
 fn default_url_env_var() -> String {
     DEFAULT_URL_ENV_VAR.to_string()
-}
-
-fn default_redis_image() -> String {
-    DEFAULT_REDIS_IMAGE.to_string()
 }
 
 fn default_max_memory() -> String {

@@ -210,6 +210,43 @@ fn schema_structure() {
     );
 }
 
+/// `managed.image` has no schema default, so the API server stores nothing
+/// and the operator's `--session-store-image` applies to apps that leave it
+/// unset; its description names the operator's default.
+#[test]
+fn managed_image_is_optional_without_a_default() {
+    let managed =
+        &schema()["properties"]["spec"]["properties"]["sessionStore"]["properties"]["managed"];
+    let image = &managed["properties"]["image"];
+    assert_eq!(image["type"], "string");
+    assert_eq!(image["minLength"], 1);
+    assert!(image.get("default").is_none(), "{image}");
+    assert!(
+        !managed["required"].to_string().contains("image"),
+        "{managed}"
+    );
+    let description = image["description"].as_str().expect("described");
+    for needle in [
+        DEFAULT_REDIS_IMAGE,
+        "--session-store-image",
+        "sessionStore.image",
+    ] {
+        assert!(
+            description.contains(needle),
+            "{needle:?} not in {description:?}"
+        );
+    }
+
+    let set: ManagedSessionStore =
+        serde_json::from_value(json!({"image": "registry.example/redis:7"})).expect("parses");
+    assert_eq!(
+        set.image_or(DEFAULT_REDIS_IMAGE),
+        "registry.example/redis:7"
+    );
+    let unset = serde_json::to_value(ManagedSessionStore::default()).expect("serializes");
+    assert!(unset.get("image").is_none(), "{unset}");
+}
+
 #[test]
 fn minimal_spec_gets_every_default() {
     let spec: StatelessAppSpec =
@@ -227,7 +264,8 @@ fn minimal_spec_gets_every_default() {
     let port = spec.primary_port().expect("default port");
     assert_eq!((port.name.as_str(), port.container_port), ("http", 8080));
     let managed = spec.managed_session_store().expect("managed by default");
-    assert_eq!(managed.image, DEFAULT_REDIS_IMAGE);
+    assert_eq!(managed.image, None, "unset: the operator's default applies");
+    assert_eq!(managed.image_or("operator/redis:1"), "operator/redis:1");
     assert_eq!(managed.max_memory, "64mb");
     assert_eq!(managed.eviction_policy, EvictionPolicy::VolatileLru);
     assert!(!managed.persistence.enabled);

@@ -236,6 +236,7 @@ impl Operator {
             concurrency: 2,
             namespaces: vec![namespace.to_string()],
             resync,
+            ..Default::default()
         };
         tokio::spawn(stateless_operator::controller::run(
             client.clone(),

@@ -18,7 +18,7 @@ use super::{PASSWORD_KEY, REDIS_CONF_KEY, REDIS_GID, REDIS_PORT, REDIS_PORT_NAME
 use crate::build::deployment::{
     non_empty, restricted_container_security_context, runtime_default_seccomp,
 };
-use crate::build::{BuildError, CONFIG_HASH_ANNOTATION, Context, labels, names};
+use crate::build::{BuildError, BuildInputs, CONFIG_HASH_ANNOTATION, Context, labels, names};
 use crate::crd::ManagedSessionStore;
 
 const CONFIG_VOLUME: &str = "config";
@@ -34,6 +34,7 @@ const MIN_MEMORY_MIB: u64 = 64;
 pub(super) fn build(
     ctx: &Context<'_>,
     settings: &ManagedSessionStore,
+    inputs: &BuildInputs,
     conf: &str,
 ) -> Result<Deployment, BuildError> {
     let selector = labels::redis_selector(ctx.name);
@@ -75,7 +76,8 @@ pub(super) fn build(
 
     let container = Container {
         name: "redis".into(),
-        image: Some(settings.image.clone()),
+        // The app's own image wins over the operator's default.
+        image: Some(settings.image_or(&inputs.session_store_image).to_string()),
         command: Some(vec!["redis-server".into()]),
         // $(REDIS_PASSWORD) is expanded by the kubelet from the env below, so
         // the password appears neither in the pod spec nor in the ConfigMap.
@@ -232,89 +234,138 @@ mod tests {
     use serde_json::json;
 
     fn redis(app: &crate::crd::StatelessApp) -> crate::build::ManagedRedis {
-        children(app, &BuildInputs::default())
+        redis_with(app, &BuildInputs::default())
+    }
+
+    fn redis_with(
+        app: &crate::crd::StatelessApp,
+        inputs: &BuildInputs,
+    ) -> crate::build::ManagedRedis {
+        children(app, inputs)
             .expect("builds")
             .session_store
             .expect("managed")
     }
 
+    /// The operator's `--session-store-image` in the tests below.
+    const OPERATOR_IMAGE: &str = "mirror.example/library/redis:7.4.6-alpine";
+
+    fn operator_inputs() -> BuildInputs {
+        BuildInputs {
+            session_store_image: OPERATOR_IMAGE.into(),
+            ..BuildInputs::default()
+        }
+    }
+
+    /// The whole Redis Deployment of app `shop` with default settings,
+    /// running `image`; `conf` is the redis.conf it was built with.
+    fn default_deployment(conf: &str, image: &str) -> serde_json::Value {
+        let secret_env = |name: &str| json!({"name": name, "valueFrom": {"secretKeyRef": {"name": "shop-redis", "key": "password"}}});
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "shop-redis",
+                "namespace": "prod",
+                "labels": redis_labels(),
+                "ownerReferences": owner()
+            },
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": redis_selector()},
+                "strategy": {"type": "Recreate"},
+                "template": {
+                    "metadata": {
+                        "labels": redis_labels(),
+                        "annotations": {"stateless.dev/config-hash": sha256_hex(conf)}
+                    },
+                    "spec": {
+                        "automountServiceAccountToken": false,
+                        "securityContext": {
+                            "runAsNonRoot": true,
+                            "runAsUser": 999,
+                            "runAsGroup": 1000,
+                            "seccompProfile": {"type": "RuntimeDefault"}
+                        },
+                        "containers": [{
+                            "name": "redis",
+                            "image": image,
+                            "command": ["redis-server"],
+                            "args": ["/etc/redis/redis.conf", "--requirepass", "$(REDIS_PASSWORD)"],
+                            "env": [secret_env("REDIS_PASSWORD"), secret_env("REDISCLI_AUTH")],
+                            "ports": [{"name": "redis", "containerPort": 6379, "protocol": "TCP"}],
+                            "resources": {
+                                "requests": {"cpu": "50m", "memory": "128Mi"},
+                                "limits": {"memory": "128Mi"}
+                            },
+                            "readinessProbe": {
+                                "exec": {"command": ["sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"]},
+                                "periodSeconds": 10,
+                                "timeoutSeconds": 2,
+                                "failureThreshold": 3
+                            },
+                            "livenessProbe": {
+                                "tcpSocket": {"port": "redis"},
+                                "initialDelaySeconds": 10,
+                                "periodSeconds": 20,
+                                "timeoutSeconds": 2,
+                                "failureThreshold": 3
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": false,
+                                "readOnlyRootFilesystem": true,
+                                "capabilities": {"drop": ["ALL"]}
+                            },
+                            "volumeMounts": [
+                                {"name": "config", "mountPath": "/etc/redis", "readOnly": true},
+                                {"name": "data", "mountPath": "/data"}
+                            ]
+                        }],
+                        "volumes": [
+                            {"name": "config", "configMap": {"name": "shop-redis"}},
+                            {"name": "data", "emptyDir": {"sizeLimit": "64Mi"}}
+                        ]
+                    }
+                }
+            }
+        })
+    }
+
+    fn conf_of(redis: &crate::build::ManagedRedis) -> String {
+        redis.config.data.as_ref().expect("data")[REDIS_CONF_KEY].clone()
+    }
+
     #[test]
     fn basic_spec_whole_object() {
         let redis = redis(&basic());
-        let conf = redis.config.data.as_ref().expect("data")[REDIS_CONF_KEY].clone();
-        let secret_env = |name: &str| json!({"name": name, "valueFrom": {"secretKeyRef": {"name": "shop-redis", "key": "password"}}});
+        let conf = conf_of(&redis);
         assert_eq!(
             to_json(&redis.deployment),
-            json!({
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {
-                    "name": "shop-redis",
-                    "namespace": "prod",
-                    "labels": redis_labels(),
-                    "ownerReferences": owner()
-                },
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": redis_selector()},
-                    "strategy": {"type": "Recreate"},
-                    "template": {
-                        "metadata": {
-                            "labels": redis_labels(),
-                            "annotations": {"stateless.dev/config-hash": sha256_hex(&conf)}
-                        },
-                        "spec": {
-                            "automountServiceAccountToken": false,
-                            "securityContext": {
-                                "runAsNonRoot": true,
-                                "runAsUser": 999,
-                                "runAsGroup": 1000,
-                                "seccompProfile": {"type": "RuntimeDefault"}
-                            },
-                            "containers": [{
-                                "name": "redis",
-                                "image": "redis:7.4.6-alpine",
-                                "command": ["redis-server"],
-                                "args": ["/etc/redis/redis.conf", "--requirepass", "$(REDIS_PASSWORD)"],
-                                "env": [secret_env("REDIS_PASSWORD"), secret_env("REDISCLI_AUTH")],
-                                "ports": [{"name": "redis", "containerPort": 6379, "protocol": "TCP"}],
-                                "resources": {
-                                    "requests": {"cpu": "50m", "memory": "128Mi"},
-                                    "limits": {"memory": "128Mi"}
-                                },
-                                "readinessProbe": {
-                                    "exec": {"command": ["sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"]},
-                                    "periodSeconds": 10,
-                                    "timeoutSeconds": 2,
-                                    "failureThreshold": 3
-                                },
-                                "livenessProbe": {
-                                    "tcpSocket": {"port": "redis"},
-                                    "initialDelaySeconds": 10,
-                                    "periodSeconds": 20,
-                                    "timeoutSeconds": 2,
-                                    "failureThreshold": 3
-                                },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": false,
-                                    "readOnlyRootFilesystem": true,
-                                    "capabilities": {"drop": ["ALL"]}
-                                },
-                                "volumeMounts": [
-                                    {"name": "config", "mountPath": "/etc/redis", "readOnly": true},
-                                    {"name": "data", "mountPath": "/data"}
-                                ]
-                            }],
-                            "volumes": [
-                                {"name": "config", "configMap": {"name": "shop-redis"}},
-                                {"name": "data", "emptyDir": {"sizeLimit": "64Mi"}}
-                            ]
-                        }
-                    }
-                }
-            })
+            default_deployment(&conf, "redis:7.4.6-alpine")
         );
         assert_eq!(sha256_hex(&conf).len(), 64);
+    }
+
+    #[test]
+    fn unset_image_uses_the_operator_default() {
+        let redis = redis_with(&basic(), &operator_inputs());
+        assert_eq!(
+            to_json(&redis.deployment),
+            default_deployment(&conf_of(&redis), OPERATOR_IMAGE)
+        );
+    }
+
+    #[test]
+    fn explicit_image_wins_over_the_operator_default() {
+        let app = app(json!({
+            "image": "example/shop:1.0",
+            "sessionStore": {"managed": {"image": "registry.example/redis:7.2"}}
+        }));
+        let redis = redis_with(&app, &operator_inputs());
+        assert_eq!(
+            to_json(&redis.deployment),
+            default_deployment(&conf_of(&redis), "registry.example/redis:7.2")
+        );
     }
 
     #[test]
@@ -353,17 +404,15 @@ mod tests {
     }
 
     #[test]
-    fn explicit_resources_and_image_win() {
+    fn explicit_resources_win() {
         let app = app(json!({
             "image": "x",
             "sessionStore": {"managed": {
-                "image": "registry.example/redis:7.2",
                 "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}}
             }}
         }));
         let got = to_json(&redis(&app).deployment);
         let container = &got["spec"]["template"]["spec"]["containers"][0];
-        assert_eq!(container["image"], "registry.example/redis:7.2");
         assert_eq!(
             container["resources"],
             json!({"requests": {"cpu": "10m", "memory": "32Mi"}})

@@ -19,7 +19,7 @@ mod service;
 pub use config::{REDIS_CONF_KEY, parse_memory};
 pub use secret::{PASSWORD_KEY, URL_KEY, generate_password, redis_secret, redis_url};
 
-use super::{BuildError, Context, ManagedRedis};
+use super::{BuildError, BuildInputs, Context, ManagedRedis};
 
 /// Port Redis listens on.
 pub const REDIS_PORT: i32 = 6379;
@@ -31,14 +31,17 @@ pub const REDIS_UID: i64 = 999;
 pub const REDIS_GID: i64 = 1000;
 
 /// Build the managed Redis, or `None` when the session store is not managed.
-pub(crate) fn build(ctx: &Context<'_>) -> Result<Option<ManagedRedis>, BuildError> {
+pub(crate) fn build(
+    ctx: &Context<'_>,
+    inputs: &BuildInputs,
+) -> Result<Option<ManagedRedis>, BuildError> {
     let Some(settings) = ctx.app.spec.managed_session_store() else {
         return Ok(None);
     };
     let conf = config::redis_conf(ctx, &settings);
     Ok(Some(ManagedRedis {
         config: config::build(ctx, &conf),
-        deployment: deployment::build(ctx, &settings, &conf)?,
+        deployment: deployment::build(ctx, &settings, inputs, &conf)?,
         service: service::build(ctx),
         network_policy: network_policy::build(ctx),
         pvc: pvc::build(ctx, &settings),
