@@ -588,6 +588,7 @@ fn chart_flags_are_accepted_by_the_operator() {
         for set in [
             vec![],
             vec!["webhook.enabled=false", "leaderElection.enabled=false"],
+            vec!["sessionStore.image=mirror.example/library/redis:7.4.6-alpine"],
         ] {
             let objects = install::render(&set, &files);
             let deployment = objects
@@ -601,6 +602,43 @@ fn chart_flags_are_accepted_by_the_operator() {
             }
         }
     }
+}
+
+/// `sessionStore.image` becomes `--session-store-image` only when set, so an
+/// empty value leaves the operator's built-in default in force.
+#[test]
+fn chart_session_store_image_reaches_the_operator() {
+    use clap::Parser;
+    use stateless_operator::cli::{Cli, Command};
+    let run_args = |set: &[&str]| {
+        let objects = install::render(set, &[]);
+        let deployment = objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("a Deployment");
+        let args = install::operator_args(deployment);
+        let argv = std::iter::once("stateless-operator".to_string()).chain(args.clone());
+        match Cli::try_parse_from(argv).map(|cli| cli.command) {
+            Ok(Command::Run(run)) => (args, run),
+            other => panic!("the chart's args {args:?} do not parse as `run`: {other:?}"),
+        }
+    };
+    let (args, run) = run_args(&[]);
+    assert!(
+        !args.iter().any(|a| a.starts_with("--session-store-image")),
+        "{args:?}"
+    );
+    assert_eq!(
+        run.session_store_image,
+        stateless_operator::crd::DEFAULT_REDIS_IMAGE
+    );
+    let mirror = "mirror.example/library/redis:7.4.6-alpine";
+    let (args, run) = run_args(&[&format!("sessionStore.image={mirror}")]);
+    assert!(
+        args.contains(&format!("--session-store-image={mirror}")),
+        "{args:?}"
+    );
+    assert_eq!(run.session_store_image, mirror);
 }
 
 fn find<'a>(
