@@ -10,7 +10,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ "${1:-}" == "path" ]]; then
-  echo "$KUBECTL_BIN:$K8S_BIN:$ETCD_BIN:$KWOK_BIN"
+  echo "$KUBECTL_BIN:$K8S_BIN:$ETCD_BIN:$KWOK_BIN:$NODE_BIN"
   exit 0
 fi
 
@@ -39,20 +39,42 @@ go_build() {
   rm -rf "$out" && mv "$tmp" "$out"
 }
 
-ensure_k8s() {
-  [[ -x "$K8S_BIN/kube-apiserver" && -x "$K8S_BIN/kube-controller-manager" && -x "$K8S_BIN/kube-scheduler" ]] && return 0
+# -ldflags that stamp the Kubernetes version: without them the binaries
+# report v0.0.0 and clients (kubectl, kube-rs, helm) and the kubelet's node
+# status show a nonsense version.
+k8s_ldflags() {
   local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
   local ld="-s -w" pkg
-  # Without these the binaries report v0.0.0 and clients (kubectl, kube-rs,
-  # helm) see a nonsense server version.
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  go_build k8s "$K8S_BIN" "$ld" \
+  echo "$ld"
+}
+
+ensure_k8s() {
+  [[ -x "$K8S_BIN/kube-apiserver" && -x "$K8S_BIN/kube-controller-manager" && -x "$K8S_BIN/kube-scheduler" ]] && return 0
+  go_build k8s "$K8S_BIN" "$(k8s_ldflags)" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler
+}
+
+# The real node: kubelet and kube-proxy from the plane's wrapper module, and
+# CoreDNS (with only the plugins cluster DNS needs, see hack/coredns/main.go).
+ensure_node() {
+  [[ -x "$NODE_BIN/kubelet" && -x "$NODE_BIN/kube-proxy" && -x "$NODE_BIN/coredns" ]] && return 0
+  local out="$NODE_BIN.parts"
+  mkdir -p "$out"
+  if [[ ! -x "$out/k8s/kubelet" || ! -x "$out/k8s/kube-proxy" ]]; then
+    go_build k8s "$out/k8s" "$(k8s_ldflags)" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+  fi
+  if [[ ! -x "$out/coredns/coredns" ]]; then
+    go_build coredns "$out/coredns" "-s -w" .
+  fi
+  mkdir -p "$NODE_BIN.tmp"
+  install -m 0755 "$out/k8s/kubelet" "$out/k8s/kube-proxy" "$out/coredns/coredns" "$NODE_BIN.tmp/"
+  rm -rf "$NODE_BIN" && mv "$NODE_BIN.tmp" "$NODE_BIN" && rm -rf "$out"
 }
 
 ensure_etcd() {
@@ -100,4 +122,5 @@ ensure_kubectl
 ensure_etcd
 ensure_kwok
 ensure_k8s
+if [[ "${STATELESS_REAL_NODE:-1}" != 0 ]]; then ensure_node; fi
 log "tools ready in $CACHE_ROOT"
