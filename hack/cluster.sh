@@ -5,12 +5,22 @@
 #   hack/cluster.sh down        stop exactly the processes `up` started, remove run state
 #   hack/cluster.sh status      say what runs
 #   hack/cluster.sh kubeconfig  print the admin kubeconfig path
+#   hack/cluster.sh load-images NAME...  build (if changed) and import images
+#                               into the real node, like `kind load docker-image`
 #
 # Components: etcd, kube-apiserver (RBAC+Node authz, client-cert admin, SA
 # issuer/keys, audit log of writes), kube-controller-manager, kube-scheduler
 # and kwok managing 3 fake nodes, so Pods get scheduled and become Ready
-# without a container runtime. Every port is picked free on 127.0.0.1 at start.
+# without a container runtime. Every port is picked free at start.
+#
+# Unless STATELESS_REAL_NODE=0, one real node joins them (hack/node.sh):
+# kubelet, containerd, kube-proxy and CoreDNS on a bridge of its own, so
+# containers really run. It is tainted stateless.dev/real-node=true:NoSchedule;
+# a namespace annotated for it (see README, "The real node") sends its pods
+# there. With the real node the API server listens on the node address, which
+# pods reach; without it, on 127.0.0.1.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$HACK_DIR/node.sh"
 
 PKI="$RUN_DIR/pki"
 LOGS="$RUN_DIR/logs"
@@ -35,6 +45,7 @@ alive() {
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
   case "$1" in
     operator) [[ "$exe" == */stateless-operator ]] ;;
+    containerd) [[ "$exe" == */containerd ]] ;;
     *) [[ "$exe" == "$CACHE_ROOT"/* ]] ;;
   esac
 }
@@ -66,6 +77,7 @@ fail_component() {
   printf 'error: %s %s; last lines of %s:\n' "$name" "$why" "$LOGS/$name.log" >&2
   tail -n 20 "$LOGS/$name.log" >&2 || true
   # Keep the logs for the post-mortem, stop everything else.
+  rm -rf "$CACHE_ROOT/logs/last-failed-plane"
   cp -r "$LOGS" "$CACHE_ROOT/logs/last-failed-plane" 2>/dev/null || true
   printf 'logs kept in %s\n' "$CACHE_ROOT/logs/last-failed-plane" >&2
   do_down >/dev/null 2>&1 || true
@@ -97,11 +109,14 @@ gen_pki() {
       -days 30 -extfile "$ext" -out "$PKI/$1.crt" 2>/dev/null
   }
   cert apiserver "/CN=kube-apiserver" \
-    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:127.0.0.1,IP:10.96.0.1,IP:$NODE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   cert admin "/O=system:masters/CN=admin"
   cert kube-controller-manager "/CN=system:kube-controller-manager"
   cert kube-scheduler "/CN=system:kube-scheduler"
   cert kwok "/O=system:masters/CN=kwok"
+  # The API server's identity towards kubelets (logs, exec, port-forward).
+  cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+  if real_node_enabled; then node_pki; fi
   openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
   openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
 }
@@ -127,15 +142,25 @@ current-context: local
 EOF
 }
 
+# The components of the plane in this run dir: the node's too when it has one.
+components() {
+  if [[ -f "$STATE" ]] && grep -q '^REAL_NODE=' "$STATE"; then echo "${NODE_COMPONENTS[@]}"; fi
+  echo "${COMPONENTS[@]}"
+}
+
 healthy() {
   [[ -f "$STATE" ]] || return 1
-  local c; for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
+  local c; for c in $(components); do alive "$c" || return 1; done
   kubectl_ get --raw /readyz >/dev/null 2>&1
 }
 
 do_down() {
   local c pid stopped=()
-  [[ -d "$PIDS" ]] || { rm -rf "$RUN_DIR"; return 0; }
+  # The node goes first: kubelet must not restart containers while the
+  # plane stops, and its host state (bridge, rules, mounts) is removed even
+  # when the run dir is all that is left of a crashed run.
+  node_down
+  [[ -d "$PIDS" ]] || { rm -rf --one-file-system "$RUN_DIR"; return 0; }
   for c in "${EXTRAS[@]}" "${COMPONENTS[@]}"; do
     alive "$c" || continue
     pid=$(pid_of "$c")
@@ -149,7 +174,7 @@ do_down() {
     while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   done
-  rm -rf "$RUN_DIR"
+  rm -rf --one-file-system "$RUN_DIR"
   ((${#stopped[@]})) && log "stopped ${stopped[*]}"
   return 0
 }
@@ -164,15 +189,21 @@ do_up() {
     do_down
   fi
   "$HACK_DIR/tools.sh"
-  local t0=$SECONDS
+  local t0=$SECONDS bind_ip=127.0.0.1 node_flags=()
+  if real_node_enabled; then node_preflight; fi
   mkdir -p "$LOGS" "$PIDS"
   : > "$RUN_DIR/.ports"
   trap 'printf "interrupted; stopping the plane\n" >&2; do_down; exit 130' INT TERM
   gen_pki
+  if real_node_enabled; then
+    node_network_up
+    bind_ip="$NODE_IP"
+    node_flags=(--kubelet-preferred-address-types InternalIP,Hostname)
+  fi
 
   local etcd_port etcd_peer api_port
   etcd_port=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
-  local api_url="https://127.0.0.1:$api_port"
+  local api_url="https://$bind_ip:$api_port"
 
   start etcd "$ETCD_BIN/etcd" --name local --data-dir "$RUN_DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -193,13 +224,16 @@ rules:
 EOF
   start kube-apiserver "$K8S_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --bind-address "$bind_ip" --advertise-address "$bind_ip" --secure-port "$api_port" \
     --cert-dir "$PKI" --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/ca.crt" \
     --authorization-mode Node,RBAC \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true \
+    --service-cluster-ip-range "$SERVICE_CIDR" --allow-privileged=true \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$PKI/apiserver-kubelet-client.key" "${node_flags[@]}" \
+    --enable-admission-plugins PodNodeSelector,PodTolerationRestriction \
     --audit-policy-file "$RUN_DIR/audit-policy.yaml" --audit-log-path "$AUDIT_LOG" \
     --audit-log-format json --audit-log-mode blocking \
     --profiling=false --v 1
@@ -258,6 +292,13 @@ EOF
   wait_for kwok 60 kubectl_ wait --for=condition=Ready node --all --timeout=1s
   # The default ServiceAccount must exist before Pods can be created in a namespace.
   wait_for kube-controller-manager 60 kubectl_ get serviceaccount default -n default
+  if real_node_enabled; then
+    node_up "$api_url"
+    cat >> "$STATE" <<EOF
+REAL_NODE=$NODE_NAME
+CONTAINERD_ADDRESS=$(cat "$NODE_DIR/containerd.address")
+EOF
+  fi
   trap - INT TERM
   log "control plane up in $((SECONDS - t0))s: $api_url"
   log "kubeconfig: $KUBECONFIG_PATH"
@@ -266,7 +307,7 @@ EOF
 do_status() {
   if [[ ! -f "$STATE" ]]; then echo "no control plane running (run dir: $RUN_DIR)"; return 1; fi
   local c rc=0
-  for c in "${COMPONENTS[@]}"; do
+  for c in $(components); do
     if alive "$c"; then printf '%-24s running (pid %s)\n' "$c" "$(pid_of "$c")"
     else printf '%-24s NOT running (log: %s)\n' "$c" "$LOGS/$c.log"; rc=1; fi
   done
@@ -280,5 +321,10 @@ case "${1:-}" in
   down) do_down ;;
   status) do_status ;;
   kubeconfig) [[ -f "$STATE" ]] || die "no control plane running; start one with hack/cluster.sh up"; echo "$KUBECONFIG_PATH" ;;
-  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+  load-images)
+    shift
+    grep -q '^CONTAINERD_ADDRESS=' "$STATE" 2>/dev/null \
+      || die "no real node in this plane (run dir $RUN_DIR); start it with hack/cluster.sh up (without STATELESS_REAL_NODE=0)"
+    "$HACK_DIR/images.sh" import --address "$(sed -n 's/^CONTAINERD_ADDRESS=//p' "$STATE")" "$@" ;;
+  *) echo "usage: $0 up|down|status|kubeconfig|load-images NAME..." >&2; exit 2 ;;
 esac
