@@ -860,8 +860,8 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     objects.extend(install::example("full.yaml"));
     apply_objects(&client, &apps_ns.name, &objects).await;
     let apps: Api<StatelessApp> = Api::namespaced(client.clone(), &apps_ns.name);
-    support::wait_ready(&apps, "podinfo", WAIT).await;
-    support::wait_ready(&apps, "podinfo-full", WAIT).await;
+    support::wait_ready(&apps, "demo", WAIT).await;
+    support::wait_ready(&apps, "demo-full", WAIT).await;
     check_leader_lease(&client, &release, &operator.pod_name).await;
     let ca_bundle = check_builtin_webhook_certificates(&client, &operator_client, &release).await;
     assert_metrics_served(&operator).await;
@@ -934,7 +934,7 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &apps_ns.name);
     let redis_secret = || async {
         secrets
-            .get("podinfo-redis")
+            .get("demo-redis")
             .await
             .expect("the managed Redis Secret")
             .data
@@ -943,7 +943,7 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     let password_before = redis_secret().await;
     let app_deployments: Api<Deployment> = Api::namespaced(client.clone(), &apps_ns.name);
     let app_deployment_uid = app_deployments
-        .get("podinfo")
+        .get("demo")
         .await
         .expect("app deployment")
         .uid();
@@ -987,7 +987,7 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
             .is_none()
     );
     crd_established(&client).await;
-    for app in ["podinfo", "podinfo-full"] {
+    for app in ["demo", "demo-full"] {
         assert!(
             apps.get_opt(app).await.expect("get").is_some(),
             "{app} survives uninstall"
@@ -995,7 +995,7 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     }
     assert_eq!(
         app_deployments
-            .get("podinfo")
+            .get("demo")
             .await
             .expect("app deployment survives")
             .uid(),
@@ -1013,15 +1013,15 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     let operator = OperatorProcess::start(&release, &args, Some(&[&apps_ns.name])).await;
     // A spec change the new operator must reconcile (a new generation).
     apps.patch(
-        "podinfo",
+        "demo",
         &PatchParams::default(),
         &Patch::Merge(json!({"spec": {"replicas": {"min": 2, "max": 7}}})),
     )
     .await
     .expect("scale");
-    support::wait_ready(&apps, "podinfo", WAIT).await;
+    support::wait_ready(&apps, "demo", WAIT).await;
     let hpa = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &apps_ns.name)
-        .get("podinfo")
+        .get("demo")
         .await
         .expect("HPA");
     assert_eq!(hpa.spec.map(|s| s.max_replicas), Some(7));
@@ -1032,7 +1032,7 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     );
     assert_eq!(
         app_deployments
-            .get("podinfo")
+            .get("demo")
             .await
             .expect("app deployment")
             .uid(),
@@ -1115,15 +1115,10 @@ async fn namespaced_install_is_confined_to_the_watched_namespaces() {
     let operator = OperatorProcess::start(&release, &args, None).await;
     apply_objects(&client, &team_a.name, &install::example("basic.yaml")).await;
     apply_objects(&client, &team_b.name, &install::example("full.yaml")).await;
-    support::wait_ready(
-        &Api::namespaced(client.clone(), &team_a.name),
-        "podinfo",
-        WAIT,
-    )
-    .await;
+    support::wait_ready(&Api::namespaced(client.clone(), &team_a.name), "demo", WAIT).await;
     support::wait_ready(
         &Api::namespaced(client.clone(), &team_b.name),
-        "podinfo-full",
+        "demo-full",
         WAIT,
     )
     .await;

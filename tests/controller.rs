@@ -271,7 +271,7 @@ async fn basic_example_converges_heals_and_respects_the_hpa() {
     apps.patch(
         "web",
         &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"image": "ghcr.io/stefanprodan/podinfo:6.7.1"}})),
+        &Patch::Merge(json!({"spec": {"image": "ghcr.io/stateless-dev/session-demo:0.1.1"}})),
     )
     .await
     .expect("change image");
@@ -283,7 +283,8 @@ async fn basic_example_converges_heals_and_respects_the_hpa() {
             .and_then(|d| d.spec)
             .is_some_and(|s| {
                 s.template.spec.is_some_and(|p| {
-                    p.containers[0].image.as_deref() == Some("ghcr.io/stefanprodan/podinfo:6.7.1")
+                    p.containers[0].image.as_deref()
+                        == Some("ghcr.io/stateless-dev/session-demo:0.1.1")
                 })
             })
     })
@@ -605,7 +606,7 @@ async fn violations_are_reported_waived_and_enforced() {
     // Someone adds a sticky Service in front of the app's pods.
     let sticky = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "sticky"},
         "spec": {"selector": {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": "app"},
-                 "sessionAffinity": "ClientIP", "ports": [{"port": 80, "targetPort": 9898}]}});
+                 "sessionAffinity": "ClientIP", "ports": [{"port": 80, "targetPort": 8080}]}});
     apply_objects(&client, &ns.name, std::slice::from_ref(&sticky)).await;
     wait_until(WAIT, "Compliant=False listing session-affinity", || async {
         apps.get("shop").await.ok().is_some_and(|a| {
@@ -696,7 +697,7 @@ async fn violations_are_reported_waived_and_enforced() {
         &PatchParams::default(),
         &Patch::Merge(json!({"spec": {
             "policy": {"mode": "Enforce"},
-            "image": "ghcr.io/stefanprodan/podinfo:6.7.1",
+            "image": "ghcr.io/stateless-dev/session-demo:0.1.1",
             "volumes": [{"name": "data", "hostPath": {"path": "/srv/shop"}}],
             "volumeMounts": [{"name": "data", "mountPath": "/data"}]
         }})),
@@ -729,7 +730,7 @@ async fn violations_are_reported_waived_and_enforced() {
     .expect("fix");
     wait_until(WAIT, "new image rolled out once compliant", || async {
         deployments.get("shop").await.ok().map(image)
-            == Some(Some("ghcr.io/stefanprodan/podinfo:6.7.1".to_string()))
+            == Some(Some("ghcr.io/stateless-dev/session-demo:0.1.1".to_string()))
     })
     .await;
     let app = wait_ready(&apps, "shop", WAIT).await;

@@ -105,7 +105,7 @@ pub const DEFAULT_EXTERNAL_SECRET_KEY: &str = "url";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct StatelessAppSpec {
-    /// Container image of the application, e.g. `ghcr.io/stefanprodan/podinfo:6.7.0`. Pin a tag or digest.
+    /// Container image of the application, e.g. `ghcr.io/stateless-dev/session-demo:0.1.0`. Pin a tag or digest.
     #[schemars(length(min = 1))]
     pub image: String,
 
@@ -160,7 +160,7 @@ pub struct StatelessAppSpec {
     #[schemars(length(max = 32))]
     pub volume_mounts: Vec<VolumeMount>,
 
-    /// Numeric user ID the application container runs as. Pods always run as non-root (runAsNonRoot); set this when the image's USER is a name (podinfo's `app`, for example), which the kubelet cannot verify is not root. Unset runs as the image's USER.
+    /// Numeric user ID the application container runs as. Pods always run as non-root (runAsNonRoot); set this when the image's USER is a name (`app`, say), which the kubelet cannot verify is not root. Unset runs as the image's USER.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1").message("runAsUser must be a non-root user ID (1 or more): pods always run as non-root"))]
     pub run_as_user: Option<i64>,

@@ -334,8 +334,8 @@ fn example_apps(yaml: &str) -> Vec<StatelessApp> {
 fn basic_example_is_minimal() {
     let apps = example_apps(include_str!("../../examples/basic.yaml"));
     assert_eq!(apps.len(), 1);
-    let mut expected = StatelessAppSpec::with_image("ghcr.io/stefanprodan/podinfo:6.7.0");
-    expected.ports[0].container_port = 9898;
+    let mut expected = StatelessAppSpec::with_image("ghcr.io/stateless-dev/session-demo:0.1.0");
+    expected.ports[0].container_port = 8080;
     assert_eq!(apps[0].spec, expected);
 }
 
