@@ -28,33 +28,9 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Path of a tool (`helm`, `kubectl`): `hack/tools.sh path` first, then PATH.
-pub fn tool(name: &str) -> PathBuf {
-    let cached = Command::new(repo_root().join("hack/tools.sh"))
-        .arg("path")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let path_var = std::env::var("PATH").unwrap_or_default();
-    cached
-        .split(':')
-        .chain(path_var.split(':'))
-        .filter(|dir| !dir.is_empty())
-        .map(|dir| PathBuf::from(dir).join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} not found: run ./hack/tools.sh (it caches kubectl and helm for the tests) \
-                 or put {name} on PATH"
-            )
-        })
-}
-
 fn helm_binary() -> &'static PathBuf {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| tool("helm"))
+    HELM.get_or_init(|| support::tool("helm"))
 }
 
 /// Outcome of one helm command.
@@ -489,17 +465,7 @@ impl Drop for OperatorProcess {
     }
 }
 
-/// `examples/<file>` as JSON objects, ready for `support::apply_objects`.
-///
-/// On a real kubelet (kind) podinfo's image runs as a named user that
-/// runAsNonRoot cannot verify, so the basic example gets the numeric UID its
-/// own comment recommends; full.yaml already has it.
+/// `examples/<file>` as JSON objects, exactly as a user applies them.
 pub fn example(file: &str) -> Vec<serde_json::Value> {
-    let mut objects = support::load_yaml(&format!("examples/{file}"));
-    for obj in &mut objects {
-        if obj["kind"] == "StatelessApp" && obj["spec"]["runAsUser"].is_null() {
-            obj["spec"]["runAsUser"] = serde_json::json!(10001);
-        }
-    }
-    objects
+    support::load_yaml(&format!("examples/{file}"))
 }

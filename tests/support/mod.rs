@@ -15,6 +15,8 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
+pub mod real_node;
+
 const HOW_TO_START: &str = "no Kubernetes control plane is reachable. Start one with \
 `./hack/cluster.sh up` and export KUBECONFIG=\"$(./hack/cluster.sh kubeconfig)\", \
 or run the whole suite with `./hack/test.sh`";
@@ -60,6 +62,31 @@ pub async fn client() -> Client {
     }
 }
 
+/// Path of a tool (`helm`, `kubectl`): `hack/tools.sh path` first, then PATH.
+pub fn tool(name: &str) -> PathBuf {
+    let cached =
+        std::process::Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("hack/tools.sh"))
+            .arg("path")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+    let path_var = std::env::var("PATH").unwrap_or_default();
+    cached
+        .split(':')
+        .chain(path_var.split(':'))
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| PathBuf::from(dir).join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not found: run ./hack/tools.sh (it caches kubectl and helm for the tests) \
+                 or put {name} on PATH"
+            )
+        })
+}
+
 /// A short random suffix so that tests and reruns never share names.
 pub fn suffix() -> String {
     let mut bytes = [0u8; 4];
@@ -83,11 +110,21 @@ impl TestNamespace {
         prefix: &str,
         labels: std::collections::BTreeMap<String, String>,
     ) -> Self {
+        Self::with_metadata(client, prefix, labels, Default::default()).await
+    }
+
+    pub async fn with_metadata(
+        client: &Client,
+        prefix: &str,
+        labels: std::collections::BTreeMap<String, String>,
+        annotations: std::collections::BTreeMap<String, String>,
+    ) -> Self {
         let name = format!("{prefix}-{}", suffix());
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 labels: Some(labels),
+                annotations: Some(annotations),
                 ..Default::default()
             },
             ..Default::default()
@@ -230,14 +267,42 @@ impl Operator {
     /// Start with a given resync period; a long one shows that a watch, not
     /// the periodic re-check, triggered a reconcile.
     pub fn start_with_resync(client: &Client, namespace: &str, resync: Duration) -> Self {
+        Self::start_with_settings(
+            client,
+            stateless_operator::controller::Settings {
+                concurrency: 2,
+                namespaces: vec![namespace.to_string()],
+                resync,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Start with the session-store image an installation would set
+    /// (`--session-store-image`): on the real node, the locally built Redis.
+    pub fn start_with_session_store_image(
+        client: &Client,
+        namespace: &str,
+        resync: Duration,
+        image: &str,
+    ) -> Self {
+        Self::start_with_settings(
+            client,
+            stateless_operator::controller::Settings {
+                concurrency: 2,
+                namespaces: vec![namespace.to_string()],
+                resync,
+                session_store_image: image.to_string(),
+            },
+        )
+    }
+
+    fn start_with_settings(
+        client: &Client,
+        settings: stateless_operator::controller::Settings,
+    ) -> Self {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let metrics = std::sync::Arc::new(stateless_operator::metrics::Metrics::new());
-        let settings = stateless_operator::controller::Settings {
-            concurrency: 2,
-            namespaces: vec![namespace.to_string()],
-            resync,
-            ..Default::default()
-        };
         tokio::spawn(stateless_operator::controller::run(
             client.clone(),
             settings,

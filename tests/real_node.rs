@@ -1,0 +1,296 @@
+//! The examples with real containers: on the local plane's real node the
+//! app and its managed Redis start with the configuration, password and
+//! security context the operator gives them and pass a real kubelet's probes;
+//! Redis refuses clients without the password; an app pod reaches Redis
+//! through the `REDIS_URL` it was given (Service DNS name and all), and the
+//! app's sessions live there. `kubectl logs`, `exec` and `port-forward` work.
+//!
+//! The operator runs in this process here; `tests/e2e.rs` in the cluster mode
+//! (`hack/e2e-local.sh`) runs the same examples under the operator's own image.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::json;
+use stateless_operator::crd::StatelessApp;
+
+use support::real_node::{self, kubectl_ok};
+use support::{apply_objects, client, load_yaml, wait_ready};
+
+const WAIT: Duration = Duration::from_secs(180);
+
+#[tokio::test]
+async fn examples_run_for_real_and_reach_their_session_store() {
+    let client = client().await;
+    real_node::require(&client).await;
+    support::ensure_crd(&client).await;
+    let ns = real_node::namespace(&client, "real", Default::default()).await;
+    let redis_image = real_node::image_ref("redis");
+    let _operator = support::Operator::start_with_session_store_image(
+        &client,
+        &ns.name,
+        Duration::from_secs(30),
+        &redis_image,
+    );
+
+    let mut objects = load_yaml("examples/basic.yaml");
+    objects.extend(load_yaml("examples/full.yaml"));
+    apply_objects(&client, &ns.name, &objects).await;
+    let apps: Api<StatelessApp> = Api::namespaced(client.clone(), &ns.name);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    wait_ready(&apps, "demo", WAIT).await;
+    wait_ready(&apps, "demo-full", WAIT).await;
+
+    // Real containers on the real node, ready by their real probes, never restarted.
+    for (app, component, count) in [
+        ("demo", "app", 2),
+        ("demo", "session-store", 1),
+        ("demo-full", "app", 2),
+        ("demo-full", "session-store", 1),
+    ] {
+        let selector =
+            format!("app.kubernetes.io/instance={app},app.kubernetes.io/component={component}");
+        let running = real_node::wait_pods_running(&pods, &selector, count, WAIT).await;
+        for pod in &running {
+            let restarts: i32 = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+                .unwrap_or_default();
+            assert_eq!(restarts, 0, "{}", real_node::describe(pod));
+        }
+    }
+    let redis_pod = real_node::wait_pods_running(
+        &pods,
+        "app.kubernetes.io/instance=demo,app.kubernetes.io/component=session-store",
+        1,
+        WAIT,
+    )
+    .await
+    .remove(0);
+    let redis_image_running = redis_pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers[0].image.clone().unwrap_or_default());
+    assert_eq!(redis_image_running.as_deref(), Some(redis_image.as_str()));
+
+    // The app gets REDIS_URL (SESSION_REDIS_URL for demo-full) from the
+    // operator's Secret, not from anything the test sets.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    for (app, var) in [("demo", "REDIS_URL"), ("demo-full", "SESSION_REDIS_URL")] {
+        let deployment = serde_json::to_value(deployments.get(app).await.expect("app Deployment"))
+            .expect("serializes");
+        let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+        let url_ref = env
+            .as_array()
+            .and_then(|env| env.iter().find(|e| e["name"] == var))
+            .map(|e| e["valueFrom"]["secretKeyRef"].clone());
+        assert_eq!(
+            url_ref,
+            Some(json!({"name": format!("{app}-redis"), "key": "url"})),
+            "{app}: {var} comes from the operator's Secret"
+        );
+    }
+
+    // Redis enforces its password: a client without it is refused, one with it
+    // (from the operator's Secret) gets PONG. Both run as pods of their own
+    // and reach Redis through its Service name.
+    let without = redis_client_pod(&pods, &ns.name, &redis_image, None).await;
+    assert!(
+        without.contains("NOAUTH"),
+        "redis-cli without the password must be refused, got: {without}"
+    );
+    let with = redis_client_pod(&pods, &ns.name, &redis_image, Some("demo-redis")).await;
+    assert_eq!(with.trim(), "PONG", "redis-cli with the password");
+
+    // From inside an app pod, through the URL the operator generated (DNS name
+    // demo-redis.<ns>.svc, password and all).
+    let ping = kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "exec",
+        "deploy/demo",
+        "--",
+        "session-demo",
+        "redis-ping",
+    ]);
+    assert_eq!(ping.trim(), "PONG");
+    let ping = kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "exec",
+        "deploy/demo-full",
+        "--",
+        "session-demo",
+        "redis-ping",
+        "--redis-url-env",
+        "SESSION_REDIS_URL",
+    ]);
+    assert_eq!(ping.trim(), "PONG");
+
+    // kubectl logs reaches the kubelet: the app logged its start.
+    let logs = kubectl_ok(&["-n", &ns.name, "logs", "deploy/demo"]);
+    assert!(logs.contains("session-demo started"), "app log: {logs}");
+
+    // Sessions live in Redis: through a port-forward to the Service, the same
+    // cookie counts on, whichever replica answers. (kubectl picks one pod of
+    // the Service, so the rollout must be complete for it to stay.)
+    kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "rollout",
+        "status",
+        "deploy/demo",
+        "--timeout=120s",
+    ]);
+    let forward = PortForward::start(&ns.name, "svc/demo", 80);
+    let (cookie, first) = forward.get("/", None);
+    let cookie = cookie.expect("the first answer sets a session cookie");
+    assert_eq!(first["visits"], 1, "{first}");
+    let mut last = first.clone();
+    for visit in 2..=4 {
+        let (_, body) = forward.get("/", Some(&cookie));
+        assert_eq!(body["visits"], visit, "{body}");
+        assert_eq!(body["session"], first["session"], "{body}");
+        last = body;
+    }
+    assert!(last["servedBy"].is_string(), "{last}");
+}
+
+/// Run `redis-cli -h <redis Service> ping` in a pod of its own, with the
+/// password from `secret` (REDISCLI_AUTH) or without one; its output.
+async fn redis_client_pod(
+    pods: &Api<Pod>,
+    namespace: &str,
+    image: &str,
+    secret: Option<&str>,
+) -> String {
+    let name = format!("redis-client-{}", support::suffix());
+    let env = secret.map(|s| {
+        json!([{"name": "REDISCLI_AUTH",
+                "valueFrom": {"secretKeyRef": {"name": s, "key": "password"}}}])
+    });
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 999, "runAsGroup": 1000,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "redis-cli",
+                "image": image,
+                "imagePullPolicy": "Never",
+                "command": ["redis-cli", "-h", format!("demo-redis.{namespace}.svc"), "ping"],
+                "env": env.unwrap_or(json!([])),
+                "securityContext": {"allowPrivilegeEscalation": false,
+                                    "capabilities": {"drop": ["ALL"]}},
+            }],
+        }
+    }))
+    .expect("client pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+    real_node::wait_pod_finished(pods, &name, WAIT).await;
+    let out = kubectl_ok(&["-n", namespace, "logs", &name]);
+    let _ = pods.delete(&name, &DeleteParams::default()).await;
+    out
+}
+
+/// `kubectl port-forward` to a local port, stopped on drop.
+struct PortForward {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PortForward {
+    fn start(namespace: &str, target: &str, remote: u16) -> Self {
+        let mut child = Command::new(support::tool("kubectl"))
+            .arg("--kubeconfig")
+            .arg(support::kubeconfig_path())
+            .args(["-n", namespace, "port-forward", "--address", "127.0.0.1"])
+            .arg(target)
+            .arg(format!(":{remote}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl port-forward");
+        // "Forwarding from 127.0.0.1:PORT -> 8080"
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let read = reader.read_line(&mut line);
+        // kubectl logs every connection to stdout: keep reading, or it dies
+        // of a broken pipe on the first request.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let port = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok());
+        match (read, port) {
+            (Ok(_), Some(port)) => Self { child, port },
+            _ => {
+                let _ = child.kill();
+                let mut err = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    let _ = stderr.read_to_string(&mut err);
+                }
+                panic!("kubectl port-forward {target} did not start: {line}{err}");
+            }
+        }
+    }
+
+    /// GET `path` (HTTP/1.0, so the answer ends with the connection); the
+    /// session cookie it set, if any, and the JSON body.
+    fn get(&self, path: &str, cookie: Option<&str>) -> (Option<String>, serde_json::Value) {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the port-forward");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let cookie_header = cookie
+            .map(|c| format!("Cookie: {c}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: demo\r\n{cookie_header}\r\n"
+        )
+        .expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("malformed HTTP response: {response}"));
+        assert!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{head}"
+        );
+        let set_cookie = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("set-cookie:")
+                    .then(|| l[11..].trim().to_string())
+            })
+            .and_then(|v| v.split(';').next().map(str::to_string));
+        let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("body {body:?}: {e}"));
+        (set_cookie, json)
+    }
+}
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
