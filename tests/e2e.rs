@@ -17,6 +17,12 @@
 //!   it refuses a sticky Service in a namespace labelled
 //!   `stateless.dev/enforce=deny`.
 //!
+//! - `in-cluster` on the local plane (`hack/e2e-local.sh`): the same, with the
+//!   images built locally and loaded into the plane's real node, and
+//!   `E2E_REAL_NODE=1` so that the examples' pods run there too, as real
+//!   containers. The operator's own pods are checked: every replica Ready,
+//!   its log readable with `kubectl logs`, exactly one holding the Lease.
+//!
 //! `E2E_TIMEOUT_SECS` bounds each wait (default 120 out of cluster, 300 in
 //! cluster, where images are pulled).
 
@@ -31,7 +37,8 @@ use std::time::Duration;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Event, Secret, Service};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -136,6 +143,8 @@ async fn install_operator(client: &Client, mode: Mode, apps_namespace: &str) -> 
                 },
             )
             .await;
+            in_cluster_operator_runs_with_one_leader(client, &name, &namespace, timeout(mode))
+                .await;
             Installed {
                 operator: None,
                 release: None,
@@ -143,6 +152,118 @@ async fn install_operator(client: &Client, mode: Mode, apps_namespace: &str) -> 
             }
         }
     }
+}
+
+/// The operator's own pods, from its image: every replica Running and Ready
+/// (real probes), `kubectl logs` of each works, and with several replicas
+/// exactly one holds the Lease and reconciles.
+async fn in_cluster_operator_runs_with_one_leader(
+    client: &Client,
+    release: &str,
+    namespace: &str,
+    wait: Duration,
+) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let replicas = deployments
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .expect("list the operator Deployment")
+        .items
+        .into_iter()
+        .next()
+        .and_then(|d| d.spec)
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let deadline = tokio::time::Instant::now() + wait;
+    let ready = loop {
+        let listed = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let ready: Vec<Pod> = listed
+            .iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && condition_true(
+                        p.status.as_ref().and_then(|s| s.conditions.as_ref()),
+                        "Ready",
+                    )
+            })
+            .cloned()
+            .collect();
+        if ready.len() == replicas as usize {
+            break ready;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {wait:?} waiting for {replicas} operator pods Ready: {:?}",
+            listed
+                .iter()
+                .map(|p| (
+                    &p.metadata.name,
+                    p.status.as_ref().and_then(|s| s.phase.as_ref())
+                ))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let names: Vec<String> = ready
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    if std::env::var("E2E_REAL_NODE").as_deref() == Ok("1") {
+        for pod in &ready {
+            assert_eq!(
+                pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+                Some(support::real_node::NODE),
+                "operator pod {:?} runs on the real node",
+                pod.metadata.name
+            );
+        }
+    }
+    // Each replica's log, read through the API server and the kubelet.
+    let mut leaders = Vec::new();
+    for name in &names {
+        let logs = support::real_node::kubectl_ok(&["-n", namespace, "logs", name]);
+        assert!(
+            logs.contains("starting the StatelessApp controller"),
+            "log of {name}:\n{logs}"
+        );
+        if logs.contains("became the leader") {
+            leaders.push(name.clone());
+        }
+    }
+    if replicas > 1 {
+        assert_eq!(
+            leaders.len(),
+            1,
+            "exactly one leader among {names:?}: {leaders:?}"
+        );
+        let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+        let holders: Vec<String> = leases
+            .list(&ListParams::default())
+            .await
+            .expect("list Leases")
+            .items
+            .into_iter()
+            .filter_map(|l| l.spec.and_then(|s| s.holder_identity))
+            .filter(|h| names.contains(h))
+            .collect();
+        assert_eq!(
+            holders, leaders,
+            "the Lease holder is the replica that reconciles"
+        );
+    }
+}
+
+fn condition_true(
+    conditions: Option<&Vec<k8s_openapi::api::core::v1::PodCondition>>,
+    type_: &str,
+) -> bool {
+    conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
 }
 
 fn app_labels(app: &str) -> serde_json::Value {
@@ -154,7 +275,14 @@ async fn user_journey_install_apply_scale_flag_clean_up() {
     let mode = mode();
     let wait = timeout(mode);
     let client = client().await;
-    let apps_ns = TestNamespace::new(&client, "e2e-apps").await;
+    // On the local plane's real node (hack/e2e-local.sh) the examples' pods
+    // run there too, with real containers.
+    let apps_ns = if std::env::var("E2E_REAL_NODE").as_deref() == Ok("1") {
+        support::real_node::require(&client).await;
+        support::real_node::namespace(&client, "e2e-apps", Default::default()).await
+    } else {
+        TestNamespace::new(&client, "e2e-apps").await
+    };
     let installed = install_operator(&client, mode, &apps_ns.name).await;
     let apps: Api<StatelessApp> = Api::namespaced(client.clone(), &apps_ns.name);
 
@@ -162,17 +290,12 @@ async fn user_journey_install_apply_scale_flag_clean_up() {
     let mut objects = install::example("basic.yaml");
     objects.extend(install::example("full.yaml"));
     apply_objects(&client, &apps_ns.name, &objects).await;
-    let basic = wait_ready(&apps, "podinfo", wait).await;
-    wait_ready(&apps, "podinfo-full", wait).await;
+    let basic = wait_ready(&apps, "demo", wait).await;
+    wait_ready(&apps, "demo-full", wait).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &apps_ns.name);
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &apps_ns.name);
     let services: Api<Service> = Api::namespaced(client.clone(), &apps_ns.name);
-    for name in [
-        "podinfo",
-        "podinfo-redis",
-        "podinfo-full",
-        "podinfo-full-redis",
-    ] {
+    for name in ["demo", "demo-redis", "demo-full", "demo-full-redis"] {
         deployments
             .get(name)
             .await
@@ -183,15 +306,15 @@ async fn user_journey_install_apply_scale_flag_clean_up() {
             .unwrap_or_else(|e| panic!("Service {name}: {e}"));
     }
     Api::<PodDisruptionBudget>::namespaced(client.clone(), &apps_ns.name)
-        .get("podinfo")
+        .get("demo")
         .await
-        .expect("PodDisruptionBudget podinfo");
+        .expect("PodDisruptionBudget demo");
     let hpa_range = |hpa: HorizontalPodAutoscaler| {
         hpa.spec
             .map(|s| (s.min_replicas.unwrap_or(1), s.max_replicas))
     };
     assert_eq!(
-        hpa_range(hpas.get("podinfo").await.expect("HPA podinfo")),
+        hpa_range(hpas.get("demo").await.expect("HPA demo")),
         Some((2, 10))
     );
     assert!(
@@ -201,27 +324,27 @@ async fn user_journey_install_apply_scale_flag_clean_up() {
 
     // 3. Scale: a new replica range reaches the HPA, and the HPA the Deployment.
     apps.patch(
-        "podinfo",
+        "demo",
         &PatchParams::default(),
         &Patch::Merge(json!({"spec": {"replicas": {"min": 3, "max": 5}}})),
     )
     .await
-    .expect("scale podinfo");
-    wait_ready(&apps, "podinfo", wait).await;
+    .expect("scale demo");
+    wait_ready(&apps, "demo", wait).await;
     assert_eq!(
-        hpa_range(hpas.get("podinfo").await.expect("HPA podinfo")),
+        hpa_range(hpas.get("demo").await.expect("HPA demo")),
         Some((3, 5))
     );
-    wait_until(wait, "podinfo scaled to 3 ready pods", || async {
-        deployments.get("podinfo").await.ok().is_some_and(|d| {
+    wait_until(wait, "demo scaled to 3 ready pods", || async {
+        deployments.get("demo").await.ok().is_some_and(|d| {
             d.status
                 .and_then(|s| s.ready_replicas)
                 .is_some_and(|n| n >= 3)
         })
     })
     .await;
-    wait_until(wait, "podinfo reports 3 ready replicas", || async {
-        apps.get("podinfo")
+    wait_until(wait, "demo reports 3 ready replicas", || async {
+        apps.get("demo")
             .await
             .ok()
             .and_then(|a| a.status)
@@ -230,25 +353,25 @@ async fn user_journey_install_apply_scale_flag_clean_up() {
     })
     .await;
 
-    // 4. Flag a violation: someone puts a sticky Service in front of podinfo-full
+    // 4. Flag a violation: someone puts a sticky Service in front of demo-full
     //    (policy mode Warn): Compliant=False listing it, and a Warning Event.
     let sticky = json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "podinfo-full-sticky"},
-        "spec": {"selector": app_labels("podinfo-full"), "sessionAffinity": "ClientIP",
-                 "ports": [{"port": 80, "targetPort": 9898}]}});
+        "metadata": {"name": "demo-full-sticky"},
+        "spec": {"selector": app_labels("demo-full"), "sessionAffinity": "ClientIP",
+                 "ports": [{"port": 80, "targetPort": 8080}]}});
     apply_objects(&client, &apps_ns.name, std::slice::from_ref(&sticky)).await;
     wait_until(
         wait,
-        "podinfo-full Compliant=False with session-affinity on the sticky Service",
+        "demo-full Compliant=False with session-affinity on the sticky Service",
         || async {
-            apps.get("podinfo-full").await.ok().is_some_and(|a| {
+            apps.get("demo-full").await.ok().is_some_and(|a| {
                 let violations = a.status.clone().unwrap_or_default().violations;
                 condition(&a, "Compliant")
                     .is_some_and(|(s, r, _)| s == "False" && r == "ViolationsFound")
                     && violations.iter().any(|v| {
                         v.rule == "session-affinity"
                             && v.kind == "Service"
-                            && v.name == "podinfo-full-sticky"
+                            && v.name == "demo-full-sticky"
                     })
             })
         },
@@ -262,18 +385,18 @@ async fn user_journey_install_apply_scale_flag_clean_up() {
                     && e.type_.as_deref() == Some("Warning")
                     && e.message
                         .as_deref()
-                        .is_some_and(|m| m.contains("podinfo-full-sticky"))
+                        .is_some_and(|m| m.contains("demo-full-sticky"))
             })
         })
     })
     .await;
     // Removing the sticky Service makes the app compliant again.
     services
-        .delete("podinfo-full-sticky", &DeleteParams::default())
+        .delete("demo-full-sticky", &DeleteParams::default())
         .await
         .expect("delete the sticky Service");
-    wait_until(wait, "podinfo-full Compliant=True again", || async {
-        apps.get("podinfo-full")
+    wait_until(wait, "demo-full Compliant=True again", || async {
+        apps.get("demo-full")
             .await
             .ok()
             .and_then(|a| condition(&a, "Compliant"))
@@ -286,7 +409,7 @@ async fn user_journey_install_apply_scale_flag_clean_up() {
     }
 
     // 5. Clean up: deleting the apps deletes everything they created.
-    for app in ["podinfo", "podinfo-full"] {
+    for app in ["demo", "demo-full"] {
         apps.delete(app, &DeleteParams::foreground())
             .await
             .unwrap_or_else(|e| panic!("delete {app}: {e}"));
@@ -295,20 +418,15 @@ async fn user_journey_install_apply_scale_flag_clean_up() {
     wait_until(wait, "the apps and all their children gone", || async {
         let gone = |found: Result<Option<_>, kube::Error>| matches!(found, Ok(None));
         let mut all_gone = true;
-        for name in ["podinfo", "podinfo-full"] {
+        for name in ["demo", "demo-full"] {
             all_gone &= gone(apps.get_opt(name).await.map(|o| o.map(|_| ())));
             all_gone &= gone(hpas.get_opt(name).await.map(|o| o.map(|_| ())));
         }
-        for name in [
-            "podinfo",
-            "podinfo-redis",
-            "podinfo-full",
-            "podinfo-full-redis",
-        ] {
+        for name in ["demo", "demo-redis", "demo-full", "demo-full-redis"] {
             all_gone &= gone(deployments.get_opt(name).await.map(|o| o.map(|_| ())));
             all_gone &= gone(services.get_opt(name).await.map(|o| o.map(|_| ())));
         }
-        for name in ["podinfo-redis", "podinfo-full-redis"] {
+        for name in ["demo-redis", "demo-full-redis"] {
             all_gone &= gone(secrets.get_opt(name).await.map(|o| o.map(|_| ())));
         }
         all_gone
