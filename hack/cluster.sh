@@ -188,9 +188,11 @@ do_up() {
     log "found a stale plane from an earlier run in $RUN_DIR; cleaning it up"
     do_down
   fi
+  # What can be refused (not root, no packages, the bridge taken) is refused
+  # before anything is built or started.
+  if real_node_enabled; then node_preflight; fi
   "$HACK_DIR/tools.sh"
   local t0=$SECONDS bind_ip=127.0.0.1 node_flags=()
-  if real_node_enabled; then node_preflight; fi
   mkdir -p "$LOGS" "$PIDS"
   : > "$RUN_DIR/.ports"
   trap 'printf "interrupted; stopping the plane\n" >&2; do_down; exit 130' INT TERM
@@ -198,6 +200,7 @@ do_up() {
   if real_node_enabled; then
     node_network_up
     bind_ip="$NODE_IP"
+    # shellcheck disable=SC2054 # one flag and its comma-separated value
     node_flags=(--kubelet-preferred-address-types InternalIP,Hostname)
   fi
 

@@ -46,6 +46,8 @@ NODE_HOST_PATHS=(/var/lib/kubelet /var/log/containers /run/containerd /var/lib/c
 # Chain name prefixes the node's components create in iptables/ip6tables.
 NODE_CHAIN_RE='KUBE-|CNI-|STATELESS-'
 NODE_COMPONENTS=(coredns kube-proxy kubelet containerd)
+# STATELESS_KUBELET_ARGS: extra kubelet flags (e.g. --v 4 when debugging),
+# split on spaces.
 
 real_node_enabled() { [[ "${STATELESS_REAL_NODE:-1}" != 0 ]]; }
 
@@ -93,7 +95,7 @@ node_preflight() {
   fi
   local r
   for r in "$NODE_SUBNET" "$SERVICE_CIDR" "$KWOK_POD_CIDR"; do
-    if [[ -n "$(ip -4 route show to match "$r" | grep -v '^default')" || -n "$(ip -4 route show root "$r")" ]]; then
+    if ip -4 route show to match "$r" | grep -v '^default' | grep -q . || [[ -n "$(ip -4 route show root "$r")" ]]; then
       die "real node: $r is already routed on this machine ($(ip -4 route show root "$r" | head -n1)); the local plane needs it for itself"
     fi
   done
@@ -345,10 +347,11 @@ node_up() {
   start coredns "$NODE_BIN/coredns" -conf "$cfg/Corefile"
   wait_for coredns 30 bash -c "exec 3<>/dev/tcp/$NODE_IP/53"
 
+  # shellcheck disable=SC2086 # STATELESS_KUBELET_ARGS is split on purpose
   start kubelet "$NODE_BIN/kubelet" --config "$cfg/kubelet.yaml" \
     --kubeconfig "$cfg/kubelet.kubeconfig" --root-dir "$NODE_DIR/kubelet" --cert-dir "$NODE_DIR/kubelet/pki" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" \
-    --node-labels "$NODE_LABEL=true,type=real" --v 1
+    --node-labels "$NODE_LABEL=true,type=real" --v 1 ${STATELESS_KUBELET_ARGS:-}
   start kube-proxy "$NODE_BIN/kube-proxy" --config "$cfg/kube-proxy.yaml" --v 1
   wait_for kubelet 90 kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
   alive kube-proxy || node_fail kube-proxy "exited during start-up"
@@ -373,8 +376,16 @@ node_shim_pids() {
   return 0
 }
 
+# Unmount everything mounted at or below <dir>, deepest first.
+unmount_under() {
+  local m
+  awk -v d="$1" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | while IFS= read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+}
+
 node_teardown_host() {
-  local run="$1" dir="$1/node" m p pid
+  local dir="$1/node" p pid
   # Shims and the containers under them.
   for pid in $(node_shim_pids "$dir"); do kill -KILL "$pid" 2>/dev/null || true; done
   local c
@@ -385,9 +396,7 @@ node_teardown_host() {
   done
   sleep 0.2
   # Mounts under the run dir and the pod network namespaces, deepest first.
-  for m in $(awk -v d="$dir" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
-    umount -l "$m" 2>/dev/null || true
-  done
+  unmount_under "$dir"
   if [[ -d /run/netns ]]; then
     for p in /run/netns/cni-*; do
       [[ -e "$p" ]] || continue
@@ -428,7 +437,7 @@ node_teardown_host() {
   if [[ -f "$dir/host-paths.created" ]]; then
     while IFS= read -r p; do
       [[ -n "$p" && -e "$p" ]] || continue
-      for m in $(awk -v d="$p" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
+      unmount_under "$p"
       rm -rf "$p"
     done < "$dir/host-paths.created"
   fi

@@ -29,6 +29,8 @@ step "cargo clippy (all targets, warnings are errors)" cargo clippy --locked --w
 step "build tests" cargo test --locked --workspace --no-run
 # The images the real node runs (release builds; rebuilt only when changed).
 step "images (operator, session-demo, Redis, pause)" "$HACK_DIR/images.sh" build
+# The real node's failure paths, before this run's own plane takes the node.
+if [[ "${STATELESS_REAL_NODE:-1}" != 0 ]]; then step "real node failure paths" "$HACK_DIR/node-failures.sh"; fi
 step "control plane up" "$HACK_DIR/cluster.sh" up
 KUBECONFIG="$("$HACK_DIR/cluster.sh" kubeconfig)"
 export KUBECONFIG
