@@ -13,15 +13,13 @@ FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 # Only what the binary is built from (see .dockerignore). The bench target is
 # declared in Cargo.toml, so its source must be present for cargo to load the
-# manifest.
+# manifest. examples/ also holds the workspace's other member (the session
+# demo, examples/session-demo): cargo loads its manifest to resolve the
+# workspace, though only the operator is built here.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
 COPY examples ./examples
-# The workspace's other member (the session demo): cargo loads its manifest
-# to resolve the workspace, though only the operator is built here.
-COPY demo/Cargo.toml ./demo/Cargo.toml
-COPY demo/src ./demo/src
 # Cache mounts keep the registry and the target dir between builds; the binary
 # is copied out because the target dir is not part of the image layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

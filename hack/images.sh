@@ -363,9 +363,11 @@ config_operator() {
 }
 
 # --- session-demo -------------------------------------------------------------
-# The demo web app (crate demo/). Skipped while demo/Cargo.toml does not exist.
+# The demo web app (crate examples/session-demo, next to the manifests that run
+# it). Skipped while its Cargo.toml does not exist. The tag is the crate's
+# version as cargo resolves it.
 
-DEMO_MANIFEST="$REPO_ROOT/demo/Cargo.toml"
+DEMO_MANIFEST="$REPO_ROOT/examples/session-demo/Cargo.toml"
 
 ref_session_demo() {
   REF="ghcr.io/stateless-dev/session-demo:$(cargo_version "$DEMO_MANIFEST" session-demo)"
@@ -439,8 +441,8 @@ build_one() { # NAME EXPLICIT(0|1)
   local name="$1" explicit="$2" tar="$IMAGES_DIR/$1.tar" start=$SECONDS tmp got digest
   BUILT=""
   if [[ $name == session-demo && ! -f $DEMO_MANIFEST ]]; then
-    ((explicit)) && die "session-demo: demo/Cargo.toml does not exist yet (the crate demo/ is not there)"
-    log "session-demo: skipped (demo/Cargo.toml does not exist yet)"
+    ((explicit)) && die "session-demo: examples/session-demo/Cargo.toml does not exist (the crate examples/session-demo is not there)"
+    log "session-demo: skipped (examples/session-demo/Cargo.toml does not exist)"
     return 0
   fi
   prepare "$name" build
@@ -566,7 +568,7 @@ cmd_list() {
   need jq "apt-get install jq"
   for n in "${ALL_IMAGES[@]}"; do
     if [[ $n == session-demo && ! -f $DEMO_MANIFEST ]]; then
-      printf '%s\t%s\t%s\t%s\t%s\n' "$n" "-" "-" "skipped:no-demo/Cargo.toml" "$IMAGES_DIR/$n.tar"
+      printf '%s\t%s\t%s\t%s\t%s\n' "$n" "-" "-" "skipped:no-examples/session-demo/Cargo.toml" "$IMAGES_DIR/$n.tar"
       continue
     fi
     prepare "$n" list
@@ -585,7 +587,7 @@ cmd_ref() {
   (($# == 1)) || die "usage: hack/images.sh ref NAME"
   select_images "$1"
   IMAGE=$1
-  if [[ $1 == session-demo && ! -f $DEMO_MANIFEST ]]; then die "session-demo: demo/Cargo.toml does not exist yet"; fi
+  if [[ $1 == session-demo && ! -f $DEMO_MANIFEST ]]; then die "session-demo: examples/session-demo/Cargo.toml does not exist"; fi
   "ref_$(fn_of "$1")" ref
   echo "$REF"
 }

@@ -65,9 +65,11 @@ log "building $IMAGE_REPOSITORY:$IMAGE_TAG"
 docker build -t "$IMAGE_REPOSITORY:$IMAGE_TAG" .
 kind load docker-image "$IMAGE_REPOSITORY:$IMAGE_TAG" --name "$CLUSTER"
 # The examples run the project's session demo, under the name they use.
-DEMO_IMAGE="ghcr.io/stateless-dev/session-demo:$(sed -n 's/^version = "\(.*\)"/\1/p' demo/Cargo.toml | head -n1)"
+# Its tag is the crate's version (examples/session-demo/Cargo.toml, the first
+# `version =` line, the [package] one); the build context is the repo root.
+DEMO_IMAGE="ghcr.io/stateless-dev/session-demo:$(sed -n 's/^version = "\(.*\)"/\1/p' examples/session-demo/Cargo.toml | head -n1)"
 log "building $DEMO_IMAGE"
-docker build -f demo/Dockerfile -t "$DEMO_IMAGE" .
+docker build -f examples/session-demo/Dockerfile -t "$DEMO_IMAGE" .
 kind load docker-image "$DEMO_IMAGE" --name "$CLUSTER"
 
 log "installing the chart (release $RELEASE in $NAMESPACE)"
