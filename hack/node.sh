@@ -45,7 +45,7 @@ NODE_SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops kernel.keys
 NODE_HOST_PATHS=(/var/lib/kubelet /var/log/containers /run/containerd /var/lib/cni /run/netns)
 # Chain name prefixes the node's components create in iptables/ip6tables.
 NODE_CHAIN_RE='KUBE-|CNI-|STATELESS-'
-NODE_COMPONENTS=(coredns kube-proxy kubelet containerd)
+NODE_COMPONENTS=(metrics-server coredns kube-proxy kubelet containerd)
 # STATELESS_KUBELET_ARGS: extra kubelet flags (e.g. --v 4 when debugging),
 # split on spaces.
 
@@ -167,6 +167,16 @@ node_pki() {
   cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME"
   cert kube-proxy "/CN=system:kube-proxy"
   cert coredns "/CN=stateless-local:coredns"
+  # Serving certificates signed by the plane's CA, so that clients of the
+  # kubelet (metrics-server) and of metrics-server (the API server's
+  # aggregation layer) verify them instead of skipping TLS verification.
+  cert kubelet-serving "/CN=$NODE_NAME" "IP:$NODE_IP,DNS:$NODE_NAME"
+  cert metrics-server "/CN=metrics-server.kube-system.svc" \
+    "IP:$NODE_IP,DNS:metrics-server.kube-system.svc,DNS:metrics-server.kube-system.svc.cluster.local"
+  # Its identity towards the API server and kubelets: reading nodes, pods and
+  # the kubelets' resource metrics, delegating authn/authz (admin for brevity
+  # on a throwaway local plane).
+  cert metrics-server-client "/O=system:masters/CN=stateless-local:metrics-server"
 }
 
 node_write_configs() {
@@ -176,6 +186,7 @@ node_write_configs() {
   write_kubeconfig "$cfg/kubelet.kubeconfig" kubelet "$api_url"
   write_kubeconfig "$cfg/kube-proxy.kubeconfig" kube-proxy "$api_url"
   write_kubeconfig "$cfg/coredns.kubeconfig" coredns "$api_url"
+  write_kubeconfig "$cfg/metrics-server.kubeconfig" metrics-server-client "$api_url"
   local sock="$NODE_DIR/containerd/containerd.sock"
   echo "$sock" > "$NODE_DIR/containerd.address"
 
@@ -249,6 +260,8 @@ cgroupDriver: cgroupfs
 containerRuntimeEndpoint: unix://$sock
 address: $NODE_IP
 port: $(free_port)
+tlsCertFile: $PKI/kubelet-serving.crt
+tlsPrivateKeyFile: $PKI/kubelet-serving.key
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 healthzPort: $(free_port)
@@ -358,9 +371,59 @@ node_up() {
   # kube-proxy has programmed the Service rules once the API server's own
   # Service is in its chains.
   wait_for kube-proxy 60 bash -c "iptables-save -t nat | grep -q 'default/kubernetes:https'"
+  node_metrics_server_up
   [[ "$(cat /proc/sys/net/ipv4/ip_forward)" == "$(awk -F= '$1=="net.ipv4.ip_forward"{print $2}' "$NODE_DIR/sysctls.before")" ]] \
     || node_fail kubelet "changed net.ipv4.ip_forward, which must stay as it was"
   log "real node $NODE_NAME Ready in $((SECONDS - t0))s (containerd, kubelet, kube-proxy, CoreDNS on $NODE_IP)"
+}
+
+# metrics-server on the node address, registered as the metrics.k8s.io API
+# through a Service without selector whose endpoint is that address (the
+# API server routes to the endpoint itself: --enable-aggregator-routing).
+# It scrapes the real kubelet only; kwok nodes have no kubelet to scrape.
+node_metrics_server_up() {
+  local cfg="$NODE_DIR/config" port; port=$(free_port)
+  start metrics-server "$METRICS_SERVER_BIN/metrics-server" \
+    --bind-address "$NODE_IP" --secure-port "$port" \
+    --tls-cert-file "$PKI/metrics-server.crt" --tls-private-key-file "$PKI/metrics-server.key" \
+    --kubeconfig "$cfg/metrics-server.kubeconfig" \
+    --authentication-kubeconfig "$cfg/metrics-server.kubeconfig" \
+    --authorization-kubeconfig "$cfg/metrics-server.kubeconfig" \
+    --kubelet-preferred-address-types InternalIP --kubelet-use-node-status-port \
+    --kubelet-certificate-authority "$PKI/ca.crt" \
+    --node-selector "$NODE_LABEL=true" --metric-resolution 15s --v 1
+  local ca; ca=$(base64 -w0 < "$PKI/ca.crt")
+  kubectl_ apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system, labels: {app.kubernetes.io/part-of: stateless-local-plane}}
+spec:
+  ports: [{name: https, port: 443, targetPort: $port, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: metrics-server-node
+  namespace: kube-system
+  labels: {kubernetes.io/service-name: metrics-server, endpointslice.kubernetes.io/managed-by: stateless-local-plane}
+addressType: IPv4
+ports: [{name: https, port: $port, protocol: TCP}]
+endpoints: [{addresses: ["$NODE_IP"], conditions: {ready: true}}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  service: {name: metrics-server, namespace: kube-system, port: 443}
+  caBundle: $ca
+  groupPriorityMinimum: 100
+  versionPriority: 100
+EOF
+  # Served once the aggregation layer reaches it; the node's first figures
+  # follow two scrapes later, which nothing here needs to wait for.
+  wait_for metrics-server 60 kubectl_ get --raw /apis/metrics.k8s.io/v1beta1
 }
 
 # ---------------------------------------------------------------------------

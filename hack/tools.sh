@@ -121,6 +121,11 @@ mkdir -p "$CACHE_ROOT"
 ensure_kubectl
 ensure_etcd
 ensure_kwok
+ensure_metrics_server() {
+  [[ -x "$METRICS_SERVER_BIN/metrics-server" ]] && return 0
+  go_build metrics-server "$METRICS_SERVER_BIN" "-s -w" sigs.k8s.io/metrics-server/cmd/metrics-server
+}
+
 ensure_k8s
-if [[ "${STATELESS_REAL_NODE:-1}" != 0 ]]; then ensure_node; fi
+if [[ "${STATELESS_REAL_NODE:-1}" != 0 ]]; then ensure_node; ensure_metrics_server; fi
 log "tools ready in $CACHE_ROOT"
