@@ -268,18 +268,47 @@ pub static CATALOGUE: [RuleInfo; 9] = [
         why: "A session stored in one pod is unknown to the others: without sticky routing \
               users are logged out at random, and with it every rolling deploy, scale-in or \
               pod failure logs users out.",
-        remediation: "Use a shared session store (Redis, the operator's `sessionStore`) or \
-                      stateless identity (signed JWTs or encrypted cookie sessions).",
-        detects: "Environment variables, direct or through a ConfigMap (`envFrom`, \
-                  `configMapKeyRef`), that select a local session backend: Laravel \
-                  `SESSION_DRIVER=file|array|apc`, Django `SESSION_ENGINE=...backends.file` (or \
-                  `...backends.cache` with a `LocMemCache`), Flask `SESSION_TYPE=filesystem`, \
-                  `SESSION_STORE=memory`, any `*SESSION*` driver/store/provider/handler variable \
-                  set to `memory`/`file`, PHP `session.save_handler=files`, Keycloak \
-                  `KC_CACHE=local`; and in mounted ConfigMap files, PHP ini \
-                  `session.save_handler = files`, an ini `[session]` `provider = memory|file`, or an \
-                  express-session `MemoryStore`. Cookie session drivers are client-side and not \
-                  reported; `CACHE_DRIVER=file` is a cache, not a session, and is not reported.",
+        remediation: "Move sessions to the managed Redis: give the app a `sessionStore` (the \
+                      operator puts its URL in `REDIS_URL`) and select the Redis backend \
+                      (`SESSION_STORE=redis`, `SESSION_DRIVER=redis`, ...); or keep no session \
+                      on the server with a signed (or encrypted) cookie session or a JWT.",
+        detects: "A setting that selects a session backend inside the pod, wherever the pod's \
+                  configuration is visible: container `env` values (direct or \
+                  `configMapKeyRef`), the data of ConfigMaps read through `envFrom`, the keys \
+                  and file contents of mounted ConfigMaps, options in `*_OPTS`/`*_OPTIONS`/\
+                  `*_ARGS` variables, and container `command`/`args` (`--session-store=memory`, \
+                  `--session-store memory`, `-Dsession.store=memory`, `SESSION_STORE=memory` in \
+                  `sh -c`, PHP `-d session.save_handler=files`). A session-backend key is `SESSION` \
+                  or `SESSIONS` followed by `STORE`, `DRIVER`, `BACKEND`, `TYPE`, `ENGINE`, \
+                  `STORAGE`, `HANDLER` or `PROVIDER` (optionally after `STORE`/`STORAGE`/`SAVE`/\
+                  `BACKEND`), with any prefix, in any case, with `_`, `-`, `.` or camelCase \
+                  separators: `SESSION_STORE`, `SESSIONS_STORE`, `session.store`, \
+                  `session-store`, `sessionStore`, `SESSION_STORE_TYPE`, `session.save_handler`, \
+                  `GF_SESSION_PROVIDER`, `GITEA__session__PROVIDER`, an ini/TOML `[session]` \
+                  `provider`/`store`/`driver`, a nested YAML/JSON `session: {store: ...}`; keys \
+                  about session cookies are never one. Pod-local values (case-insensitive, `-`, \
+                  `_` and spaces ignored): memory, in-memory, inmemory, mem, memstore, \
+                  MemoryStore, memory_store, locmem, local, file, files, filesystem, file_store, \
+                  disk, Laravel `array`, `apc`/`apcu`, `memory://` and `file://` URLs, and the last \
+                  part of a module path (`django.contrib.sessions.backends.file`). Cache-backed \
+                  sessions (Django `...backends.cache`, Rails `:cache_store`, `cache`) are reported \
+                  when the same pod's cache is local: `CACHE_BACKEND=locmem://` or `file://`, a \
+                  `LocMemCache`/`FileBasedCache` in `CACHES`, Rails `cache_store` \
+                  `:memory_store`/`:file_store`, `CACHE_DRIVER=file|array`. Framework forms: \
+                  Laravel `SESSION_DRIVER=file|array|apc`, Django \
+                  `SESSION_ENGINE=django.contrib.sessions.backends.file`, Flask-Session \
+                  `SESSION_TYPE=filesystem`, express-session `SESSION_STORE=MemoryStore` and \
+                  `new session.MemoryStore()` / `require('memorystore')` in mounted code, Rails \
+                  `SESSION_STORE=memory_store` and `config.session_store :memory_store` in a mounted \
+                  initializer, PHP `session.save_handler = files` (php.ini, `php_value`, FPM \
+                  `php_admin_value[...]`) and `PHP_SESSION_SAVE_HANDLER=files`, Keycloak \
+                  `KC_CACHE=local`. Not reported: shared or client-side backends (redis, \
+                  memcached, database, jdbc, mongodb, dynamodb, hazelcast, cookie, \
+                  `signed_cookies`, `cookie_store`, jwt), Django `cached_db`, Spring \
+                  `spring.session.store-type=none`, caches that are not sessions \
+                  (`CACHE_DRIVER=file` alone), other session keys (`SESSION_TIMEOUT`, \
+                  `SESSION_COOKIE_NAME`, `SESSION_SECRET`, `session.save_path`), commented-out \
+                  lines, Secrets (not read) and session stores chosen in code.",
     },
     RuleInfo {
         id: RuleId::SingleReplica,

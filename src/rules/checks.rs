@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::model::{Index, Kind, Replicas, Workload, arr_at, at, name_of, scalar_text, str_at};
-use super::patterns::{self, EnvContext};
+use super::patterns;
+use super::sessions::{self, LocalSession, SessionContext};
 use super::{Config, Finding, Object, RuleId, WAIVER_ANNOTATION, WAIVER_REASON_ANNOTATION};
 
 /// Collects findings, filling in object identity, severity, remediation,
@@ -309,7 +310,7 @@ fn env_vars(index: &Index<'_>, w: &Workload<'_>, ci: usize, c: &Value) -> Vec<En
                     name: format!("{prefix}{key}"),
                     value: val.into_owned(),
                     path: format!("{cpath}.envFrom[{k}].configMapRef"),
-                    via: Some(format!("ConfigMap `{cm}`")),
+                    via: Some(format!("ConfigMap `{cm}` key `{key}` via envFrom")),
                 });
             }
         }
@@ -511,6 +512,47 @@ fn mounted_config_maps<'a>(
         .collect()
 }
 
+/// Who holds a setting, for messages: ``Container `web` of Deployment `shop` ``,
+/// or the StatelessApp itself (its spec is its one container).
+fn holder(w: &Workload<'_>, c: &Value) -> String {
+    if w.kind == Kind::StatelessApp {
+        label(w)
+    } else {
+        format!(
+            "Container `{}` of {}",
+            str_at(c, &["name"]).unwrap_or("?"),
+            label(w)
+        )
+    }
+}
+
+fn session_message(who: &str, hit: &LocalSession, found: &str) -> String {
+    let because = hit
+        .because
+        .as_ref()
+        .map(|b| format!(" (and `{b}` keeps that cache in the pod)"))
+        .unwrap_or_default();
+    format!(
+        "{who} keeps sessions {}: {found}{because}; other replicas do not have them.",
+        hit.place.describe()
+    )
+}
+
+/// The `command` and `args` of a container, each element with its field path.
+fn argv_of<'a>(cpath: &str, c: &'a Value) -> (Vec<String>, Vec<&'a str>) {
+    let mut paths = Vec::new();
+    let mut argv = Vec::new();
+    for key in ["command", "args"] {
+        for (i, a) in arr_at(c, &[key]).iter().enumerate() {
+            if let Some(a) = a.as_str() {
+                paths.push(format!("{cpath}.{key}[{i}]"));
+                argv.push(a);
+            }
+        }
+    }
+    (paths, argv)
+}
+
 fn in_memory_session(
     index: &Index<'_>,
     w: &Workload<'_>,
@@ -521,38 +563,85 @@ fn in_memory_session(
     if !out.runs(RuleId::InMemorySession) {
         return;
     }
+    // What the pod says about its cache, for "sessions in the cache" backends.
+    let mut pod_ctx = SessionContext::default();
     for (ci, c) in containers(w).iter().enumerate() {
+        let cpath = w.container_path(ci);
         let env = env_vars(index, w, ci, c);
-        let ctx = EnvContext {
-            locmem_cache: env.iter().any(|e| e.value.contains("LocMemCache")),
-        };
+        let (arg_paths, argv) = argv_of(&cpath, c);
+        let args = sessions::argv_settings(&argv);
+        let mut ctx = SessionContext::default();
         for e in &env {
-            if let Some(hit) = patterns::local_session_env(&e.name, &e.value, ctx) {
+            ctx.observe(&e.name, &e.value, &format!("{}={}", e.name, e.value));
+        }
+        for a in &args {
+            ctx.observe(&a.key, &a.value, &a.text);
+        }
+        if pod_ctx.local_cache.is_none() {
+            pod_ctx = ctx.clone();
+        }
+        let who = holder(w, c);
+        for e in &env {
+            let hit = sessions::session_setting(&e.name, &e.value, &ctx)
+                .map(|hit| {
+                    let found = format!("env `{}`{}", hit.setting, via(e));
+                    (hit, found)
+                })
+                .or_else(|| {
+                    if !sessions::options_var(&e.name) {
+                        return None;
+                    }
+                    let (_, hit) = sessions::session_in_argv(&[e.value.as_str()], &ctx)?;
+                    let found = format!("`{}` in env `{}`{}", hit.setting, e.name, via(e));
+                    Some((hit, found))
+                });
+            if let Some((hit, found)) = hit {
                 out.push(
                     w.obj,
                     RuleId::InMemorySession,
                     e.path.clone(),
-                    format!(
-                        "{} keeps sessions inside the pod: `{hit}`{}.",
-                        label(w),
-                        via(e)
-                    ),
+                    session_message(&who, &hit, &found),
                 );
             }
         }
+        if let Some((i, hit)) = sessions::session_in_argv(&argv, &ctx)
+            && let Some(path) = arg_paths.get(i)
+        {
+            let found = format!("argument `{}`", hit.setting);
+            out.push(
+                w.obj,
+                RuleId::InMemorySession,
+                path.clone(),
+                session_message(&who, &hit, &found),
+            );
+        }
     }
     for (vol, cm, data) in mounted_config_maps(index, w, vols, mts) {
+        let at = mts
+            .iter()
+            .find(|m| m.volume == vol.name)
+            .map(|m| format!(" (mounted at `{}`)", m.mount_path))
+            .unwrap_or_default();
         for (key, val) in data {
-            let Some(text) = val.as_str() else { continue };
-            if let Some(hit) = patterns::local_session_in_text(text) {
+            let Some(text) = scalar_text(val) else {
+                continue;
+            };
+            // A key is a file; `SESSION_STORE` holding `memory` is a setting too.
+            let single = !text.trim().contains('\n');
+            let hit = single
+                .then(|| sessions::session_setting(key, &text, &pod_ctx))
+                .flatten()
+                .or_else(|| sessions::session_in_text(key, &text, &pod_ctx));
+            if let Some(hit) = hit {
+                let found = format!(
+                    "`{}` in ConfigMap `{cm}` key `{key}`{at}",
+                    hit.setting.trim()
+                );
                 out.push(
                     w.obj,
                     RuleId::InMemorySession,
                     format!("{}.configMap", vol.path),
-                    format!(
-                        "{} keeps sessions inside the pod: `{hit}` in ConfigMap `{cm}` key `{key}`.",
-                        label(w)
-                    ),
+                    session_message(&label(w), &hit, &found),
                 );
             }
         }

@@ -21,6 +21,7 @@ mod checks;
 mod edge;
 mod model;
 mod patterns;
+mod sessions;
 
 use std::collections::BTreeSet;
 

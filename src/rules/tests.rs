@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::patterns::*;
+use super::sessions::*;
 use super::*;
 
 fn deployment(name: &str, pod_spec: Value) -> Value {
@@ -652,56 +653,523 @@ fn operator_managed_redis_is_not_reported() {
 
 // ---------- in-memory-session ----------
 
-#[test]
-fn session_backends_in_env() {
-    let ctx = EnvContext::default();
-    for (k, v) in [
-        ("SESSION_DRIVER", "file"),
-        ("SESSION_DRIVER", "array"),
-        ("SESSION_ENGINE", "django.contrib.sessions.backends.file"),
-        ("SESSION_STORE", "memory"),
-        ("SESSION_TYPE", "filesystem"),
-        ("PHP_SESSION_SAVE_HANDLER", "files"),
-        ("GITEA__session__PROVIDER", "memory"),
-        ("KC_CACHE", "local"),
-    ] {
-        assert!(local_session_env(k, v, ctx).is_some(), "{k}={v}");
-    }
-    for (k, v) in [
-        ("SESSION_DRIVER", "cookie"),
-        ("SESSION_DRIVER", "redis"),
-        ("SESSION_ENGINE", "django.contrib.sessions.backends.cache"),
-        ("CACHE_DRIVER", "file"),
-        ("SESSION_COOKIE_TYPE", "memory"),
-        ("KC_CACHE", "ispn"),
-    ] {
-        assert!(local_session_env(k, v, ctx).is_none(), "{k}={v}");
-    }
+/// `session_setting` with no cache context.
+fn setting(key: &str, value: &str) -> Option<LocalSession> {
+    session_setting(key, value, &SessionContext::default())
+}
+
+/// A context whose cache is local because of `key=value`.
+fn cache_ctx(key: &str, value: &str) -> SessionContext {
+    let mut ctx = SessionContext::default();
+    ctx.observe(key, value, &format!("{key}={value}"));
     assert!(
-        local_session_env(
-            "SESSION_ENGINE",
-            "django.contrib.sessions.backends.cache",
-            EnvContext { locmem_cache: true }
-        )
-        .is_some()
+        ctx.local_cache.is_some(),
+        "{key}={value} must make the cache local"
     );
+    ctx
+}
+
+/// The false-positive traps every session pattern must leave alone.
+const SESSION_TRAPS: &[(&str, &str)] = &[
+    ("SESSION_TIMEOUT", "30"),
+    ("SESSION_COOKIE_NAME", "laravel_session"),
+    ("SESSION_STORE", "redis"),
+    ("SESSION_DRIVER", "redis"),
+    ("SESSION_DRIVER", "cookie"),
+    ("SESSION_TYPE", "redis"),
+];
+
+#[test]
+fn generic_session_keys_with_pod_local_values() {
+    let keys = [
+        "SESSION_STORE",
+        "SESSION_DRIVER",
+        "SESSION_BACKEND",
+        "SESSION_TYPE",
+        "SESSIONS_STORE",
+        "SESSION_ENGINE",
+        "SESSION_STORAGE",
+        "SESSION_PROVIDER",
+        "SESSION_STORE_TYPE",
+        "session.store",
+        "session-store",
+        "Session.Store",
+        "session_store",
+        "sessionStore",
+        "sessionstore",
+        "APP_SESSION_STORE",
+        "GF_SESSION_PROVIDER",
+        "GITEA__session__PROVIDER",
+    ];
+    let values = [
+        ("memory", Place::Memory),
+        ("MEMORY", Place::Memory),
+        ("in-memory", Place::Memory),
+        ("in_memory", Place::Memory),
+        ("inmemory", Place::Memory),
+        ("memorystore", Place::Memory),
+        ("\"memory\"", Place::Memory),
+        ("memory://", Place::Memory),
+        ("local", Place::Pod),
+        ("file", Place::Disk),
+        ("files", Place::Disk),
+        ("filesystem", Place::Disk),
+        ("File", Place::Disk),
+        ("file:///var/lib/sessions", Place::Disk),
+    ];
+    for key in keys {
+        assert!(session_store_key(key), "{key}");
+        for (value, place) in values {
+            let hit = setting(key, value).unwrap_or_else(|| panic!("{key}={value}"));
+            assert_eq!(hit.place, place, "{key}={value}");
+            assert_eq!(hit.setting, format!("{key}={value}"));
+        }
+    }
 }
 
 #[test]
-fn session_backends_in_config_text() {
-    assert!(local_session_in_text("[Session]\nsession.save_handler = files\n").is_some());
-    assert!(local_session_in_text("php_value session.save_handler files").is_some());
-    assert!(
-        local_session_in_text("session.save_handler = redis\nsession.save_path = \"tcp://r:6379\"")
-            .is_none()
+fn session_backends_outside_the_pod_are_not_reported() {
+    // Shared stores, and client-side sessions (a signed or encrypted cookie
+    // or a JWT keeps the state in the client: stateless for the server).
+    for value in [
+        "redis",
+        "REDIS",
+        "rediss://:pw@shop-redis:6379/0",
+        "redis.local",
+        "memcached",
+        "memcache",
+        "mem_cache_store",
+        "database",
+        "db",
+        "jdbc",
+        "mongodb",
+        "dynamodb",
+        "hazelcast",
+        "cookie",
+        "cookie_store",
+        "cookies",
+        "signed_cookies",
+        "encrypted_cookie",
+        "jwt",
+        "none",
+        "",
+        "  ",
+    ] {
+        for key in [
+            "SESSION_STORE",
+            "SESSION_DRIVER",
+            "session.store",
+            "SESSION_TYPE",
+        ] {
+            assert!(setting(key, value).is_none(), "{key}={value}");
+        }
+    }
+    for (k, v) in SESSION_TRAPS {
+        assert!(setting(k, v).is_none(), "{k}={v}");
+    }
+}
+
+#[test]
+fn unrelated_keys_with_local_values_are_not_reported() {
+    for key in [
+        "SESSION_TIMEOUT",
+        "SESSION_LIFETIME",
+        "SESSION_COOKIE_NAME",
+        "SESSION_COOKIE_TYPE",
+        "SESSION_COOKIE_STORE",
+        "COOKIE_SESSION_STORE",
+        "SESSION_SECRET",
+        "SESSION_STORE_PATH",
+        "SESSION_FILE_DIR",
+        "SESSION_TOKEN_TYPE",
+        "SESSION",
+        "STORE",
+        "STORAGE_TYPE",
+        "CACHE_DRIVER",
+        "CACHE_STORE",
+        "session.save_path",
+        "storage.cache.blobdescriptor",
+    ] {
+        assert!(!session_store_key(key), "{key}");
+        for value in ["memory", "file", "local", "inmemory"] {
+            assert!(setting(key, value).is_none(), "{key}={value}");
+        }
+    }
+}
+
+#[test]
+fn laravel_session_driver() {
+    for (v, place) in [
+        ("file", Place::Disk),
+        ("array", Place::Memory),
+        ("apc", Place::Memory),
+    ] {
+        assert_eq!(
+            setting("SESSION_DRIVER", v).map(|h| h.place),
+            Some(place),
+            "{v}"
+        );
+    }
+    for v in ["cookie", "redis", "database", "memcached", "dynamodb"] {
+        assert!(setting("SESSION_DRIVER", v).is_none(), "{v}");
+    }
+    // CACHE_DRIVER=file is a cache, not the session store.
+    assert!(setting("CACHE_DRIVER", "file").is_none());
+}
+
+#[test]
+fn django_session_engine() {
+    let file = "django.contrib.sessions.backends.file";
+    let cache = "django.contrib.sessions.backends.cache";
+    assert_eq!(
+        setting("SESSION_ENGINE", file).map(|h| h.place),
+        Some(Place::Disk)
     );
-    assert!(local_session_in_text("[session]\nPROVIDER = memory\n").is_some());
-    assert!(local_session_in_text("[cache]\nprovider = memory\n").is_none());
-    assert!(local_session_in_text("APP_ENV=prod\nSESSION_DRIVER=file\n").is_some());
-    assert!(
-        local_session_in_text("app.use(session({ store: new session.MemoryStore() }))").is_some()
+    assert_eq!(
+        setting("DJANGO_SESSION_ENGINE", file).map(|h| h.place),
+        Some(Place::Disk)
     );
-    assert!(local_session_in_text("CACHE_DRIVER=file\n").is_none());
+    // Cache-backed sessions are local only when the cache is.
+    assert!(setting("SESSION_ENGINE", cache).is_none());
+    for (k, v) in [
+        ("CACHE_BACKEND", "locmem://"),
+        ("CACHE_BACKEND", "file:///var/tmp/django_cache"),
+        (
+            "CACHE_BACKEND",
+            "django.core.cache.backends.locmem.LocMemCache",
+        ),
+        (
+            "CACHES",
+            r#"{"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache"}}"#,
+        ),
+    ] {
+        let hit = session_setting("SESSION_ENGINE", cache, &cache_ctx(k, v))
+            .unwrap_or_else(|| panic!("with {k}={v}"));
+        assert_eq!(hit.place, Place::LocalCache);
+        assert_eq!(hit.because.as_deref(), Some(format!("{k}={v}").as_str()));
+    }
+    let mut shared = SessionContext::default();
+    shared.observe("CACHE_BACKEND", "redis://cache:6379", "");
+    shared.observe(
+        "CACHES",
+        r#"{"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache"}}"#,
+        "",
+    );
+    assert_eq!(shared.local_cache, None);
+    assert!(session_setting("SESSION_ENGINE", cache, &shared).is_none());
+    // Write-through to the database, the database, signed cookies: fine even
+    // with a local cache.
+    let local = cache_ctx("CACHE_BACKEND", "locmem://");
+    for engine in ["cached_db", "db", "signed_cookies"] {
+        let v = format!("django.contrib.sessions.backends.{engine}");
+        assert!(
+            session_setting("SESSION_ENGINE", &v, &local).is_none(),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn express_session_memory_store() {
+    for v in ["MemoryStore", "memorystore", "memory-store"] {
+        assert_eq!(
+            setting("SESSION_STORE", v).map(|h| h.place),
+            Some(Place::Memory),
+            "{v}"
+        );
+    }
+    for v in [
+        "RedisStore",
+        "connect-redis",
+        "MemcachedStore",
+        "connect-mongo",
+    ] {
+        assert!(setting("SESSION_STORE", v).is_none(), "{v}");
+    }
+    let none = SessionContext::default();
+    for code in [
+        "app.use(session({ store: new session.MemoryStore() }))",
+        "const MemoryStore = require('memorystore')(session)",
+        "import createMemoryStore from \"memorystore\"",
+    ] {
+        assert!(
+            session_in_text("server.js", code, &none).is_some(),
+            "{code}"
+        );
+    }
+    for code in [
+        "app.use(session({ store: new RedisStore({ client }) }))",
+        "const { MemoryStore } = require('express-rate-limit')",
+    ] {
+        assert!(
+            session_in_text("server.js", code, &none).is_none(),
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn spring_session_store_types_are_not_pod_local() {
+    // `none` leaves sessions to the servlet container; not clearly pod-local
+    // from the manifest, so not reported. The others are shared stores.
+    for v in ["none", "redis", "jdbc", "hazelcast", "mongodb"] {
+        assert!(setting("spring.session.store-type", v).is_none(), "{v}");
+        assert!(setting("SPRING_SESSION_STORE_TYPE", v).is_none(), "{v}");
+    }
+    assert!(session_store_key("spring.session.store-type"));
+    assert!(setting("server.servlet.session.persistent", "true").is_none());
+}
+
+#[test]
+fn rails_session_store() {
+    let none = SessionContext::default();
+    assert_eq!(
+        setting("SESSION_STORE", "memory_store").map(|h| h.place),
+        Some(Place::Memory)
+    );
+    assert_eq!(
+        setting("SESSION_STORE", ":file_store").map(|h| h.place),
+        Some(Place::Disk)
+    );
+    let hit = session_in_text(
+        "session_store.rb",
+        "Rails.application.config.session_store :memory_store, key: \"_shop\"\n",
+        &none,
+    )
+    .expect("memory_store initializer");
+    assert_eq!(hit.setting, "session_store :memory_store");
+    // :cache_store is local when the cache is memory_store or file_store.
+    let hit = session_in_text(
+        "production.rb",
+        "config.cache_store = :memory_store, { size: 64.megabytes }\nconfig.session_store :cache_store\n",
+        &none,
+    )
+    .expect("cache_store on memory_store");
+    assert_eq!(hit.place, Place::LocalCache);
+    let env_cache = cache_ctx("RAILS_CACHE_STORE", "file_store");
+    assert!(session_setting("SESSION_STORE", "cache_store", &env_cache).is_some());
+    for text in [
+        "Rails.application.config.session_store :cookie_store, key: '_shop_session'\n",
+        "config.session_store :mem_cache_store\n",
+        "config.session_store :active_record_store\n",
+        "config.cache_store = :redis_cache_store, { url: ENV['REDIS_URL'] }\nconfig.session_store :cache_store\n",
+    ] {
+        assert!(
+            session_in_text("session_store.rb", text, &none).is_none(),
+            "{text}"
+        );
+    }
+    assert!(setting("SESSION_STORE", "cache_store").is_none());
+    assert!(setting("SESSION_STORE", "redis_store").is_none());
+}
+
+#[test]
+fn php_session_save_handler() {
+    let none = SessionContext::default();
+    for (k, v) in [
+        ("PHP_SESSION_SAVE_HANDLER", "files"),
+        ("PHP_INI_SESSION_SAVE_HANDLER", "files"),
+        ("SESSION_SAVE_HANDLER", "files"),
+        ("session.save_handler", "files"),
+    ] {
+        assert_eq!(setting(k, v).map(|h| h.place), Some(Place::Disk), "{k}={v}");
+    }
+    for text in [
+        "[Session]\nsession.save_handler = files\n",
+        "session.save_handler = files ; the default\n",
+        "php_value session.save_handler files\n",
+        "[www]\nphp_admin_value[session.save_handler] = files\n",
+    ] {
+        let hit = session_in_text("php.ini", text, &none).unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(hit.place, Place::Disk);
+    }
+    for (k, v) in [
+        ("PHP_SESSION_SAVE_HANDLER", "redis"),
+        ("PHP_SESSION_SAVE_HANDLER", "memcached"),
+        ("session.save_path", "/tmp"),
+    ] {
+        assert!(setting(k, v).is_none(), "{k}={v}");
+    }
+    for text in [
+        "session.save_handler = redis\nsession.save_path = \"tcp://r:6379\"\n",
+        "; session.save_handler = files\nsession.save_handler = memcached\n",
+        "memory_limit = 256M\nsession.gc_maxlifetime = 1440\n",
+    ] {
+        assert!(session_in_text("php.ini", text, &none).is_none(), "{text}");
+    }
+}
+
+#[test]
+fn flask_session_type() {
+    assert_eq!(
+        setting("SESSION_TYPE", "filesystem").map(|h| h.place),
+        Some(Place::Disk)
+    );
+    for v in ["redis", "memcached", "mongodb", "sqlalchemy", "dynamodb"] {
+        assert!(setting("SESSION_TYPE", v).is_none(), "{v}");
+    }
+    assert!(setting("SESSION_FILE_DIR", "/tmp/flask_session").is_none());
+}
+
+#[test]
+fn keycloak_local_cache() {
+    assert_eq!(
+        setting("KC_CACHE", "local").map(|h| h.place),
+        Some(Place::Pod)
+    );
+    assert!(setting("KC_CACHE", "ispn").is_none());
+}
+
+#[test]
+fn session_settings_on_the_command_line() {
+    let none = SessionContext::default();
+    for (argv, index, shown) in [
+        (&["--session-store=memory"][..], 0, "--session-store=memory"),
+        (
+            &["serve", "--session-store", "memory"][..],
+            1,
+            "--session-store memory",
+        ),
+        (&["--session_driver=FILE"][..], 0, "--session_driver=FILE"),
+        (
+            &["-sessionStore=MemoryStore"][..],
+            0,
+            "-sessionStore=MemoryStore",
+        ),
+        (
+            &["java", "-Dsession.store=memory", "-jar", "app.jar"][..],
+            1,
+            "-Dsession.store=memory",
+        ),
+        (
+            &[
+                "php",
+                "-d",
+                "session.save_handler=files",
+                "-S",
+                "0.0.0.0:80",
+            ][..],
+            2,
+            "session.save_handler=files",
+        ),
+        (
+            &["sh", "-c", "SESSION_STORE=memory exec node server.js"][..],
+            2,
+            "SESSION_STORE=memory",
+        ),
+        (
+            &["app", "--session-store='in-memory'"][..],
+            1,
+            "--session-store=in-memory",
+        ),
+    ] {
+        let (i, hit) = session_in_argv(argv, &none).unwrap_or_else(|| panic!("{argv:?}"));
+        assert_eq!((i, hit.setting.as_str()), (index, shown), "{argv:?}");
+    }
+    for argv in [
+        &["--session-store=redis"][..],
+        &["--session-store", "redis://shop-redis:6379"][..],
+        &["--session-timeout=30", "--session-cookie-name", "memory"][..],
+        &["--session-store"][..],
+        &["--session-store", "--verbose"][..],
+        &["--store=memory", "--cache=memory"][..],
+        &["sh", "-c", "SESSION_DRIVER=cookie exec php-fpm"][..],
+        &["--session-type=jwt"][..],
+    ] {
+        assert!(session_in_argv(argv, &none).is_none(), "{argv:?}");
+    }
+    assert!(
+        options_var("JAVA_OPTS") && options_var("JAVA_TOOL_OPTIONS") && options_var("APP_ARGS")
+    );
+    assert!(!options_var("SESSION_STORE") && !options_var("OPTION"));
+}
+
+#[test]
+fn session_settings_in_config_files() {
+    let none = SessionContext::default();
+    for (name, text, shown) in [
+        (
+            "app.env",
+            "APP_ENV=prod\nSESSION_DRIVER=file\n",
+            "SESSION_DRIVER=file",
+        ),
+        (
+            ".env",
+            "export SESSION_STORE=memory\n",
+            "SESSION_STORE=memory",
+        ),
+        (
+            "app.ini",
+            "[session]\nPROVIDER = memory\n",
+            "[session] PROVIDER = memory",
+        ),
+        (
+            "app.toml",
+            "[session]\nstore = \"memory\"\n",
+            "[session] store = \"memory\"",
+        ),
+        (
+            "application.properties",
+            "server.port=8080\nsession.store-type=memory\n",
+            "session.store-type=memory",
+        ),
+        (
+            "config.yaml",
+            "server:\n  port: 8080\nsession:\n  store: memory\n",
+            "session.store: memory",
+        ),
+        (
+            "config.yml",
+            "session-store: filesystem\n",
+            "session-store: filesystem",
+        ),
+        (
+            "config.json",
+            "{\"session\": {\"driver\": \"file\", \"lifetime\": 120}}",
+            "session.driver: file",
+        ),
+        (
+            "settings.js",
+            "module.exports = {\n  sessionStore: 'memory',\n  port: 80,\n}\n",
+            "sessionStore: 'memory',",
+        ),
+    ] {
+        let hit = session_in_text(name, text, &none).unwrap_or_else(|| panic!("{name}: {text}"));
+        assert_eq!(hit.setting, shown, "{name}");
+    }
+    for (name, text) in [
+        ("app.env", "CACHE_DRIVER=file\nSESSION_DRIVER=redis\n"),
+        ("app.env", "# SESSION_STORE=memory\nSESSION_STORE=redis\n"),
+        (
+            "app.env",
+            "SESSION_TIMEOUT=30\nSESSION_COOKIE_NAME=shop_session\nSESSION_TYPE=redis\n",
+        ),
+        ("app.ini", "[cache]\nprovider = memory\n"),
+        (
+            "app.ini",
+            "[session]\nprovider = redis\nprovider_config = addr=redis:6379\n",
+        ),
+        (
+            "config.yaml",
+            "session:\n  store: redis\n  secret: keyboard cat\n",
+        ),
+        // docker-registry: an in-memory blob descriptor cache, not sessions.
+        (
+            "config.yml",
+            "storage:\n  cache:\n    blobdescriptor: inmemory\n",
+        ),
+        (
+            "config.json",
+            "{\"session\": {\"driver\": \"cookie\"}, \"cache\": {\"driver\": \"file\"}}",
+        ),
+        ("application.properties", "spring.session.store-type=none\n"),
+        ("notes.txt", "Sessions are stored in memory by default.\n"),
+    ] {
+        assert!(
+            session_in_text(name, text, &none).is_none(),
+            "{name}: {text}"
+        );
+    }
 }
 
 #[test]
@@ -740,6 +1208,217 @@ fn cookie_sessions_are_stateless() {
         "env": [{"name": "SESSION_DRIVER", "value": "cookie"}]}))]}),
     )]);
     assert!(f.is_empty(), "{f:?}");
+}
+
+#[test]
+fn session_message_names_the_container_the_variable_and_the_value() {
+    let f = run(vec![deployment(
+        "shop",
+        json!({"containers": [
+            web(json!({"name": "sidecar", "ports": []})),
+            web(json!({"env": [{"name": "APP_ENV", "value": "prod"}, {"name": "SESSION_DRIVER", "value": "file"}]}))
+        ]}),
+    )]);
+    let hits = of(&f, RuleId::InMemorySession);
+    assert_eq!(hits.len(), 1, "{f:?}");
+    assert_eq!(
+        hits[0].path,
+        "spec.template.spec.containers[1].env[1].value"
+    );
+    assert_eq!(
+        hits[0].message,
+        "Container `web` of Deployment `shop` keeps sessions in files on the pod's own disk: \
+         env `SESSION_DRIVER=file`; other replicas do not have them."
+    );
+    assert!(
+        hits[0].remediation.contains("REDIS_URL") && hits[0].remediation.contains("JWT"),
+        "{}",
+        hits[0].remediation
+    );
+}
+
+#[test]
+fn session_traps_in_a_deployment_are_clean() {
+    let env: Vec<Value> = SESSION_TRAPS
+        .iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .chain([
+            json!({"name": "REDIS_URL", "value": "redis://shop-redis:6379"}),
+            json!({"name": "CACHE_DRIVER", "value": "file"}),
+            json!({"name": "JAVA_OPTS", "value": "-Xmx512m -Dspring.session.store-type=redis"}),
+        ])
+        .collect();
+    let f = run(vec![deployment(
+        "shop",
+        json!({"containers": [web(json!({"env": env, "args": ["--session-timeout=30", "--session-store", "redis"]}))]}),
+    )]);
+    assert!(of(&f, RuleId::InMemorySession).is_empty(), "{f:?}");
+}
+
+#[test]
+fn session_store_in_args_and_option_variables() {
+    let f = run(vec![deployment(
+        "shop",
+        json!({"containers": [web(json!({
+            "command": ["node", "server.js"],
+            "args": ["--port=8080", "--session-store", "memory"],
+            "env": [{"name": "JAVA_TOOL_OPTIONS", "value": "-Xss1m -Dsession.store=memory"}]
+        }))]}),
+    )]);
+    let hits = of(&f, RuleId::InMemorySession);
+    let got: Vec<(&str, &str)> = hits
+        .iter()
+        .map(|h| (h.path.as_str(), h.message.as_str()))
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, "spec.template.spec.containers[0].args[1]");
+    assert!(
+        got[0].1.contains("argument `--session-store memory`")
+            && got[0].1.contains("Container `web`"),
+        "{}",
+        got[0].1
+    );
+    assert_eq!(got[1].0, "spec.template.spec.containers[0].env[0].value");
+    assert!(
+        got[1]
+            .1
+            .contains("`-Dsession.store=memory` in env `JAVA_TOOL_OPTIONS`"),
+        "{}",
+        got[1].1
+    );
+}
+
+#[test]
+fn session_store_from_config_maps_env_from_keys_and_files() {
+    let env_cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "env", "namespace": "shop"},
+        "data": {"session.store": "memory", "SESSION_TIMEOUT": "30"}});
+    let files = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "files", "namespace": "shop"},
+        "data": {"SESSION_STORE": "memory"}});
+    let yaml = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "yaml", "namespace": "shop"},
+        "data": {"config.yaml": "listen: 8080\nsession:\n  store: in-memory\n"}});
+    let f = run(vec![
+        env_cm,
+        files,
+        yaml,
+        deployment(
+            "shop",
+            json!({
+                "containers": [web(json!({
+                    "envFrom": [{"configMapRef": {"name": "env"}}],
+                    "volumeMounts": [{"name": "files", "mountPath": "/etc/shop/env"},
+                                     {"name": "yaml", "mountPath": "/etc/shop/conf"}]}))],
+                "volumes": [{"name": "files", "configMap": {"name": "files"}},
+                            {"name": "yaml", "configMap": {"name": "yaml"}}]
+            }),
+        ),
+    ]);
+    let hits = of(&f, RuleId::InMemorySession);
+    let got: Vec<(&str, &str)> = hits
+        .iter()
+        .map(|h| (h.path.as_str(), h.message.as_str()))
+        .collect();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(
+        got[0].0,
+        "spec.template.spec.containers[0].envFrom[0].configMapRef"
+    );
+    assert!(
+        got[0].1.contains(
+            "env `session.store=memory` (from ConfigMap `env` key `session.store` via envFrom)"
+        ),
+        "{}",
+        got[0].1
+    );
+    assert_eq!(got[1].0, "spec.template.spec.volumes[0].configMap");
+    assert!(
+        got[1].1.contains("`SESSION_STORE=memory` in ConfigMap `files` key `SESSION_STORE` (mounted at `/etc/shop/env`)"),
+        "{}",
+        got[1].1
+    );
+    assert_eq!(got[2].0, "spec.template.spec.volumes[1].configMap");
+    assert!(
+        got[2]
+            .1
+            .contains("`session.store: in-memory` in ConfigMap `yaml` key `config.yaml`"),
+        "{}",
+        got[2].1
+    );
+}
+
+#[test]
+fn cache_backed_sessions_with_the_pods_cache_settings() {
+    let with_env = |cache: &str| {
+        run(vec![deployment(
+            "shop",
+            json!({"containers": [web(json!({"env": [
+                {"name": "SESSION_ENGINE", "value": "django.contrib.sessions.backends.cache"},
+                {"name": "CACHE_BACKEND", "value": cache}
+            ]}))]}),
+        )])
+    };
+    let f = with_env("locmem://");
+    let hits = of(&f, RuleId::InMemorySession);
+    assert_eq!(hits.len(), 1, "{f:?}");
+    assert!(
+        hits[0]
+            .message
+            .contains("in a cache that lives inside the pod")
+            && hits[0].message.contains("`CACHE_BACKEND=locmem://`"),
+        "{}",
+        hits[0].message
+    );
+    assert!(of(&with_env("redis://cache:6379/1"), RuleId::InMemorySession).is_empty());
+    // A Rails initializer in a mounted ConfigMap, cache in the environment.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "init", "namespace": "shop"},
+        "data": {"session_store.rb": "Rails.application.config.session_store :cache_store, key: \"_shop\"\n"}});
+    let rails = |cache: &str| {
+        run(vec![
+            cm.clone(),
+            deployment(
+                "shop",
+                json!({
+                    "containers": [web(json!({
+                        "env": [{"name": "RAILS_CACHE_STORE", "value": cache}],
+                        "volumeMounts": [{"name": "init", "mountPath": "/app/config/initializers/session_store.rb", "subPath": "session_store.rb"}]}))],
+                    "volumes": [{"name": "init", "configMap": {"name": "init"}}]
+                }),
+            ),
+        ])
+    };
+    assert_eq!(
+        paths(&rails("memory_store"), RuleId::InMemorySession),
+        ["spec.template.spec.volumes[0].configMap"]
+    );
+    assert!(of(&rails("redis_cache_store"), RuleId::InMemorySession).is_empty());
+}
+
+#[test]
+fn stateless_app_env_and_args_select_the_session_store() {
+    let app = |spec: Value| run(vec![stateless_app(spec)]);
+    let f = app(json!({"image": "example/session-demo:1",
+        "env": [{"name": "SESSION_STORE", "value": "memory"}]}));
+    let hits = of(&f, RuleId::InMemorySession);
+    assert_eq!(hits.len(), 1, "{f:?}");
+    assert_eq!(
+        (hits[0].kind.as_str(), hits[0].path.as_str()),
+        ("StatelessApp", "spec.env[0].value")
+    );
+    assert_eq!(
+        hits[0].message,
+        "StatelessApp `shop` keeps sessions in process memory: env `SESSION_STORE=memory`; \
+         other replicas do not have them."
+    );
+    let f = app(
+        json!({"image": "example/session-demo:1", "args": ["--listen=0.0.0.0:8080", "--session-store=memory"]}),
+    );
+    assert_eq!(paths(&f, RuleId::InMemorySession), ["spec.args[1]"]);
+    for clean in [
+        json!({"image": "example/session-demo:1", "env": [{"name": "SESSION_STORE", "value": "redis"}]}),
+        json!({"image": "example/session-demo:1", "args": ["--session-store=redis"]}),
+    ] {
+        let f = app(clean.clone());
+        assert!(of(&f, RuleId::InMemorySession).is_empty(), "{clean}: {f:?}");
+    }
 }
 
 // ---------- single-replica ----------
