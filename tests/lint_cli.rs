@@ -365,3 +365,100 @@ fn rules_command_formats() {
         ]
     );
 }
+
+/// The 1-based line of the first line of `file` that, trimmed, is `text`.
+fn line_of(file: &str, text: &str) -> u64 {
+    let content = std::fs::read_to_string(file).expect("fixture");
+    content
+        .lines()
+        .position(|l| l.trim() == text)
+        .map(|i| i as u64 + 1)
+        .unwrap_or_else(|| panic!("{file} has no line `{text}`"))
+}
+
+#[test]
+fn in_memory_sessions_are_reported_at_the_setting() {
+    let app = fixture("session-memory-app.yaml");
+    let deployment = fixture("session-file-deployment.yaml");
+    let out = lint(&["--format", "json", &app, &deployment]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let got: Vec<(String, String, u64, String)> = json_findings(&out)
+        .iter()
+        .filter(|f| f["rule"] == "in-memory-session")
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap_or("").to_string(),
+                format!(
+                    "{}/{}",
+                    f["kind"].as_str().unwrap_or(""),
+                    f["name"].as_str().unwrap_or("")
+                ),
+                f["line"].as_u64().unwrap_or(0),
+                f["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let at: Vec<(&str, &str, u64)> = got
+        .iter()
+        .map(|(file, obj, line, _)| (file.as_str(), obj.as_str(), *line))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (
+                deployment.as_str(),
+                "Deployment/shop",
+                line_of(&deployment, "value: file")
+            ),
+            (
+                deployment.as_str(),
+                "Deployment/session-demo",
+                line_of(&deployment, "- --session-store")
+            ),
+            (
+                app.as_str(),
+                "StatelessApp/session-demo",
+                line_of(&app, "value: memory")
+            ),
+        ]
+    );
+    assert!(got[0].3.contains("Container `php`") && got[0].3.contains("`SESSION_DRIVER=file`"));
+    assert!(
+        got[1].3.contains("argument `--session-store memory`"),
+        "{}",
+        got[1].3
+    );
+    assert!(
+        got[2].3.contains("env `SESSION_STORE=memory`"),
+        "{}",
+        got[2].3
+    );
+    // CACHE_DRIVER=file and SESSION_LIFETIME are not sessions.
+    assert!(
+        got.iter()
+            .all(|g| !g.3.contains("CACHE_DRIVER") && !g.3.contains("LIFETIME"))
+    );
+    // Text output: `file:line: high[in-memory-session] ...` and the fix.
+    let out = lint(&["--rule", "in-memory-session", &app]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!(
+        "{app}:{}: high[in-memory-session] StatelessApp/demo/session-demo: ",
+        line_of(&app, "value: memory")
+    );
+    assert!(text.lines().any(|l| l.starts_with(&prefix)), "{text}");
+    assert!(
+        text.contains("fix: ") && text.contains("REDIS_URL"),
+        "{text}"
+    );
+}
+
+#[test]
+fn redis_sessions_are_not_reported() {
+    let out = lint(&["--format", "json", &fixture("session-redis-app.yaml")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let findings = json_findings(&out);
+    assert!(
+        findings.iter().all(|f| f["rule"] != "in-memory-session"),
+        "{findings:?}"
+    );
+}
