@@ -341,6 +341,11 @@ fn session_expectations() {
         .map(|f| f.message.as_str())
         .collect();
     assert!(msgs.iter().all(|m| !m.contains("CACHE_DRIVER")), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .all(|m| m.contains("Container `bookstack`") && m.contains("env `SESSION_DRIVER=file`")),
+        "{msgs:?}"
+    );
     // KC_CACHE=local.
     c.has(
         "keycloakx-local-cache.yaml",
@@ -351,6 +356,17 @@ fn session_expectations() {
     c.lacks("keycloakx-default.yaml", "in-memory-session");
     // oauth2-proxy keeps sessions in an encrypted cookie.
     c.lacks("oauth2-proxy-ha.yaml", "in-memory-session");
+    // Traps: docker-registry's `storage.cache.blobdescriptor: inmemory` is a
+    // cache; hackmd's CMD_SESSION_SECRET and express-gateway's `session:`
+    // block (resave, saveUninitialized, secret) select no backend.
+    for file in [
+        "docker-registry-default.yaml",
+        "docker-registry-s3-ha.yaml",
+        "hackmd-uploads.yaml",
+        "express-gateway-default.yaml",
+    ] {
+        c.lacks(file, "in-memory-session");
+    }
 }
 
 #[test]
