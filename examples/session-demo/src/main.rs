@@ -1,23 +1,28 @@
 //! session-demo: a stateless web tier whose sessions live in Redis, the image
-//! of stateless-operator's examples. `serve` (the default) counts visits per
-//! session cookie in Redis; `redis-ping` proves the pod reaches Redis through
-//! the URL the operator gave it.
+//! of stateless-operator's examples, and the measured proof of the project's
+//! claim. `serve` (the default) counts visits per session cookie in Redis, or,
+//! for contrast, in its own memory (`--session-store memory`, the
+//! anti-pattern); `redis-ping` proves the pod reaches Redis through the URL
+//! the operator gave it.
 
+mod memory_store;
 mod redis_store;
 mod server;
 mod session;
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum, value_parser};
 use tracing_subscriber::EnvFilter;
 
+use memory_store::MemoryStore;
 use redis_store::{Store, StoreError};
-use server::AppState;
+use server::{AppState, Sessions};
 
 /// How long `redis-ping` waits for the connection and the reply.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,10 +44,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve HTTP: / (session counter), /healthz, /readyz (the default).
+    /// Serve HTTP: /session and / (session counter), /healthz, /readyz (the default).
     Serve(ServeArgs),
     /// Connect with the URL (AUTH, SELECT), send PING, print PONG.
     RedisPing(RedisArgs),
+}
+
+/// Where `serve` keeps the sessions.
+#[derive(Clone, Copy, ValueEnum)]
+enum StoreKind {
+    /// Redis, at the URL in the variable named by --redis-url-env: every
+    /// replica sees every session.
+    Redis,
+    /// This process's memory: lost with the pod, unknown to the other
+    /// replicas (the anti-pattern, for contrast).
+    Memory,
 }
 
 #[derive(Args)]
@@ -50,6 +66,24 @@ struct ServeArgs {
     /// Address to listen on (HTTP/1).
     #[arg(long, env = "LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+    /// Where sessions live.
+    #[arg(
+        long,
+        env = "SESSION_STORE",
+        value_enum,
+        ignore_case = true,
+        default_value = "redis"
+    )]
+    session_store: StoreKind,
+    /// Seconds to keep serving after SIGTERM/SIGINT, with /readyz answering
+    /// 503, before the listener closes (0-3600).
+    #[arg(
+        long,
+        env = "DRAIN_SECONDS",
+        default_value_t = 5,
+        value_parser = value_parser!(u64).range(0..=3600)
+    )]
+    drain_seconds: u64,
     #[command(flatten)]
     redis: RedisArgs,
 }
@@ -107,6 +141,8 @@ fn run_serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(io::stderr)
+        // Colours only on a terminal: `kubectl logs` shows plain text.
+        .with_ansi(io::stderr().is_terminal())
         .init();
     match runtime.block_on(serve(args)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -124,27 +160,41 @@ async fn redis_ping(args: &RedisArgs) -> Result<String, DemoError> {
 
 async fn serve(args: ServeArgs) -> Result<(), DemoError> {
     let pod = pod_name();
-    let store = Arc::new(Store::from_env(&args.redis.redis_url_env));
+    let sessions = Arc::new(match args.session_store {
+        StoreKind::Redis => Sessions::Redis(Store::from_env(&args.redis.redis_url_env)),
+        StoreKind::Memory => Sessions::Memory(MemoryStore::new(
+            Duration::from_secs(session::TTL_SECONDS.unsigned_abs()),
+            memory_store::CAPACITY,
+        )),
+    });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| DemoError::Bind {
             addr: args.listen,
             source,
         })?;
-    match store.as_ref() {
-        Ok(s) => {
-            tracing::info!(listen = %args.listen, redis = s.target(), pod = %pod, "session-demo started")
+    match sessions.as_ref() {
+        Sessions::Redis(Ok(s)) => {
+            tracing::info!(listen = %args.listen, store = "redis", redis = s.target(), pod = %pod, "session-demo started")
         }
-        Err(e) => {
-            tracing::warn!(listen = %args.listen, pod = %pod, error = %e, "session-demo started without a session store")
+        Sessions::Redis(Err(e)) => {
+            tracing::warn!(listen = %args.listen, store = "redis", pod = %pod, error = %e, "session-demo started without a session store")
+        }
+        Sessions::Memory(_) => {
+            tracing::info!(listen = %args.listen, store = "memory", pod = %pod, "session-demo started");
+            tracing::warn!(
+                redis_url_env = %args.redis.redis_url_env,
+                "sessions are kept in this process's memory: they are lost with the pod and \
+                 unknown to the other replicas (the anti-pattern, for contrast); the Redis URL is ignored"
+            );
         }
     }
-    if store.is_ok() {
+    if let Sessions::Redis(Ok(_)) = sessions.as_ref() {
         // Connect at start (in the background, so the listener is up at once)
         // and say whether Redis answers; requests connect again if this fails.
-        let store = Arc::clone(&store);
+        let sessions = Arc::clone(&sessions);
         tokio::spawn(async move {
-            if let Ok(s) = store.as_ref() {
+            if let Sessions::Redis(Ok(s)) = sessions.as_ref() {
                 match s.ping(PING_TIMEOUT).await {
                     Ok(_) => tracing::info!(redis = s.target(), "session store reachable"),
                     Err(e) => tracing::warn!(error = %e, "session store not reachable yet"),
@@ -152,15 +202,20 @@ async fn serve(args: ServeArgs) -> Result<(), DemoError> {
             }
         });
     }
+    let draining = Arc::new(AtomicBool::new(false));
     let app = server::router(AppState {
-        store,
+        sessions,
         pod: pod.into(),
+        draining: Arc::clone(&draining),
     });
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(drain_on_signal(
+            draining,
+            Duration::from_secs(args.drain_seconds),
+        ))
         .await
         .map_err(DemoError::Serve)?;
-    tracing::info!("session-demo stopped");
+    tracing::info!("session-demo stopped: every in-flight request finished");
     Ok(())
 }
 
@@ -179,8 +234,39 @@ fn pod_name() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Resolves on SIGTERM (the kubelet stopping the pod) or SIGINT.
-async fn shutdown_signal() {
+/// The graceful shutdown: resolves when the server may stop accepting.
+///
+/// On SIGTERM (the kubelet stopping the pod) or SIGINT, /readyz answers 503
+/// at once, but every route keeps serving for `drain`. The kubelet's SIGTERM
+/// and the pod's removal from the Service's endpoints happen at the same
+/// time, not in order: kube-proxy keeps sending new connections to this pod
+/// until it has seen the endpoint go and rewritten its rules. A server that
+/// closed its listener on SIGTERM would refuse those connections; serving on
+/// through the drain is what makes a rolling update lose no request. After
+/// the drain axum closes the listener and waits for the requests in flight
+/// (so `drain` plus the longest request must stay under the pod's
+/// terminationGracePeriodSeconds, 30 s by default). A second signal cuts the
+/// drain short.
+async fn drain_on_signal(draining: Arc<AtomicBool>, drain: Duration) {
+    let signal = shutdown_signal().await;
+    draining.store(true, Ordering::SeqCst);
+    tracing::info!(
+        signal,
+        drain_seconds = drain.as_secs(),
+        "draining: /readyz answers 503, still serving every request"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(drain) => {
+            tracing::info!("drain over: closing the listener, finishing in-flight requests");
+        }
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "drain cut short: closing the listener, finishing in-flight requests");
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT; the signal's name.
+async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let terminate = async {
         match signal(SignalKind::terminate()) {
@@ -200,7 +286,7 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! {
-        _ = terminate => tracing::info!("SIGTERM: shutting down"),
-        _ = interrupt => tracing::info!("SIGINT: shutting down"),
+        () = terminate => "SIGTERM",
+        () = interrupt => "SIGINT",
     }
 }

@@ -1,17 +1,22 @@
-//! The HTTP side: `/` (session counter), `/healthz`, `/readyz`.
+//! The HTTP side: `/session` (and `/`, the same handler: the session
+//! counter), `/healthz`, `/readyz`; and the draining that a graceful shutdown
+//! starts with.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::{CONNECTION, COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::memory_store::MemoryStore;
 use crate::redis_store::{Store, StoreError};
 use crate::session;
 
@@ -20,27 +25,84 @@ const READY_TIMEOUT: Duration = Duration::from_secs(1);
 /// A visit (connect if needed, MULTI INCR EXPIRE EXEC) must finish within this.
 const VISIT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Where the sessions live.
+pub enum Sessions {
+    /// In Redis: every replica sees every session. The store, or why there is
+    /// none (variable unset, bad URL).
+    Redis(Result<Store, StoreError>),
+    /// In this process (the anti-pattern, for contrast).
+    Memory(MemoryStore),
+}
+
+impl Sessions {
+    /// The `store` field of the answer: `redis` or `memory`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Redis(_) => "redis",
+            Self::Memory(_) => "memory",
+        }
+    }
+
+    async fn visit(&self, id: &str) -> Result<i64, StoreError> {
+        match self {
+            Self::Redis(Ok(store)) => store.visit(id, VISIT_TIMEOUT).await,
+            Self::Redis(Err(e)) => Err(e.clone()),
+            Self::Memory(store) => Ok(store.visit(id)),
+        }
+    }
+
+    /// Whether the store answers (memory always does).
+    async fn ready(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Redis(Ok(store)) => store.ping(READY_TIMEOUT).await.map(drop),
+            Self::Redis(Err(e)) => Err(e.clone()),
+            Self::Memory(_) => Ok(()),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
-    /// The store, or why there is none (variable unset, bad URL).
-    pub store: Arc<Result<Store, StoreError>>,
+    pub sessions: Arc<Sessions>,
     pub pod: Arc<str>,
+    /// Set on SIGTERM/SIGINT: the pod is leaving (see `main::drain_on_signal`).
+    pub draining: Arc<AtomicBool>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/session", get(counter))
+        // The same counter at `/`, where the README's curl points.
         .route("/", get(counter))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            close_while_draining,
+        ))
         .with_state(state)
 }
 
+/// While draining, every answer says `Connection: close`, so a client that
+/// keeps its connection alive comes back on a new one, which the Service
+/// sends to a pod that is staying, instead of staying on this one until it
+/// stops.
+async fn close_while_draining(State(app): State<AppState>, mut response: Response) -> Response {
+    if app.draining.load(Ordering::SeqCst) {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// The answer of `/session`. The contract other tests rely on: exactly these
+/// fields.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct Visit<'a> {
-    session: &'a str,
     visits: i64,
     served_by: &'a str,
+    store: &'static str,
 }
 
 async fn counter(State(app): State<AppState>, headers: HeaderMap) -> Response {
@@ -48,6 +110,9 @@ async fn counter(State(app): State<AppState>, headers: HeaderMap) -> Response {
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok());
+    // A known id keeps its cookie even when the store does not hold the
+    // session (expired, or held by another replica's memory): it starts again
+    // at 1 under the same id, which is how a lost session shows.
     let (id, is_new) = match session::id_from_cookies(cookies) {
         Some(id) => (id, false),
         None => match session::new_id() {
@@ -59,16 +124,12 @@ async fn counter(State(app): State<AppState>, headers: HeaderMap) -> Response {
             }
         },
     };
-    let visits = match app.store.as_ref() {
-        Ok(store) => store.visit(&id, VISIT_TIMEOUT).await,
-        Err(e) => Err(e.clone()),
-    };
-    match visits {
+    match app.sessions.visit(&id).await {
         Ok(visits) => {
             let body = Visit {
-                session: &id,
                 visits,
                 served_by: &app.pod,
+                store: app.sessions.kind(),
             };
             let mut response = Json(body).into_response();
             if is_new {
@@ -87,18 +148,19 @@ async fn counter(State(app): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-/// Liveness: the process answers. Never depends on Redis.
+/// Liveness: the process answers. Never depends on the store, nor on draining.
 async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Readiness: not while draining (the pod is leaving the Service), else
+/// whether the store answers.
 async fn readyz(State(app): State<AppState>) -> (StatusCode, String) {
-    let ping = match app.store.as_ref() {
-        Ok(store) => store.ping(READY_TIMEOUT).await,
-        Err(e) => Err(e.clone()),
-    };
-    match ping {
-        Ok(_) => (StatusCode::OK, "ready".to_owned()),
+    if app.draining.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining".to_owned());
+    }
+    match app.sessions.ready().await {
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}"))

@@ -1,10 +1,13 @@
-//! session-demo against a real redis-server on 127.0.0.1 (with a password):
-//! readiness, the session counter, `redis-ping`, a wrong password, and Redis
-//! going away. Every process started here is killed when the test ends, also
-//! when it fails (ProcessGuard). Traffic goes to 127.0.0.1 only.
+//! session-demo for real, on 127.0.0.1 only: against a real redis-server
+//! (with a password) the `/session` contract, readiness, `redis-ping`, a wrong
+//! password and Redis going away; the memory store (no Redis at all); the
+//! drain on SIGTERM. Every process started here is killed when the test ends,
+//! also when it fails (ProcessGuard).
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -128,25 +131,125 @@ fn redis_url(password: &str, redis_port: u16) -> String {
     format!("redis://:{password}@127.0.0.1:{redis_port}/0")
 }
 
-fn app(redis_url: &str, port: u16) -> ProcessGuard {
-    let guard = ProcessGuard::spawn(
-        "session-demo serve",
-        Command::new(BIN)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("REDIS_URL", redis_url)
-            .env("POD_NAME", "test-pod")
-            .env_remove("REDIS_URL_ENV")
-            .env_remove("LISTEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+/// Where a `serve` under test keeps its sessions.
+#[derive(Clone, Copy)]
+enum StoreMode<'a> {
+    /// Redis at this URL (REDIS_URL).
+    Redis(&'a str),
+    /// SESSION_STORE=memory; REDIS_URL is set to garbage, to show it is ignored.
+    Memory,
+}
+
+/// `session-demo serve` on 127.0.0.1:`port`, as pod `pod`, draining
+/// `drain_seconds` on SIGTERM; its log goes to `log` if given. Waits for
+/// /healthz.
+fn serve(
+    store: StoreMode,
+    port: u16,
+    pod: &str,
+    drain_seconds: u64,
+    log: Option<&Path>,
+) -> ProcessGuard {
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--drain-seconds", &drain_seconds.to_string()])
+        .env("POD_NAME", pod)
+        .env("NO_COLOR", "1")
+        .env_remove("REDIS_URL_ENV")
+        .env_remove("LISTEN")
+        .env_remove("SESSION_STORE")
+        .env_remove("DRAIN_SECONDS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    match store {
+        StoreMode::Redis(url) => command.env("REDIS_URL", url),
+        StoreMode::Memory => command
+            .env("SESSION_STORE", "memory")
+            .env("REDIS_URL", "not a redis url"),
+    };
+    match log {
+        Some(path) => command.stderr(File::create(path).expect("create the serve log")),
+        None => command.stderr(Stdio::null()),
+    };
+    let guard = ProcessGuard::spawn("session-demo serve", &mut command);
     wait_until(
         "session-demo answers /healthz",
         Duration::from_secs(15),
         || get(port, "/healthz", None).is_ok_and(|r| r.status == 200),
     );
     guard
+}
+
+fn app(redis_url: &str, port: u16) -> ProcessGuard {
+    serve(StoreMode::Redis(redis_url), port, "test-pod", 1, None)
+}
+
+/// A redis-server on a free loopback port, with `PASSWORD`; waits until it
+/// accepts connections.
+fn redis_server() -> (ProcessGuard, u16) {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!(
+            "redis-server is not on PATH; this test needs it (it does not skip). \
+             Install it with: apt-get install -y --no-install-recommends redis-server"
+        );
+    }
+    let redis_port = free_port();
+    let redis = ProcessGuard::spawn(
+        "redis-server",
+        Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &redis_port.to_string()])
+            .args([
+                "--requirepass",
+                PASSWORD,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--dir", env!("CARGO_TARGET_TMPDIR"), "--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_until(
+        "redis-server accepts connections",
+        Duration::from_secs(10),
+        || TcpStream::connect(("127.0.0.1", redis_port)).is_ok(),
+    );
+    (redis, redis_port)
+}
+
+/// Checks the `/session` answer: 200 and exactly the fields of the contract,
+/// `store` and `served_by` as given; its `visits`.
+fn visits(reply: &Reply, store: &str, pod: &str) -> i64 {
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let mut fields: Vec<&str> = body
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {body}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["served_by", "store", "visits"], "{body}");
+    assert_eq!(body["store"], store, "{body}");
+    assert_eq!(body["served_by"], pod, "{body}");
+    body["visits"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("visits is not an integer: {body}"))
+}
+
+fn sigterm(guard: &ProcessGuard) {
+    let term = Command::new("kill")
+        .args(["-TERM", &guard.child.id().to_string()])
+        .status()
+        .expect("run kill -TERM");
+    assert!(term.success());
 }
 
 fn redis_ping(redis_url: Option<&str>, extra: &[&str]) -> Output {
@@ -184,39 +287,7 @@ fn set_cookie_sid(reply: &Reply) -> String {
 
 #[test]
 fn sessions_live_in_redis() {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        panic!(
-            "redis-server is not on PATH; this test needs it (it does not skip). \
-             Install it with: apt-get install -y --no-install-recommends redis-server"
-        );
-    }
-    let redis_port = free_port();
-    let mut redis = ProcessGuard::spawn(
-        "redis-server",
-        Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &redis_port.to_string()])
-            .args([
-                "--requirepass",
-                PASSWORD,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--dir", env!("CARGO_TARGET_TMPDIR"), "--daemonize", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    wait_until(
-        "redis-server accepts connections",
-        Duration::from_secs(10),
-        || TcpStream::connect(("127.0.0.1", redis_port)).is_ok(),
-    );
+    let (mut redis, redis_port) = redis_server();
     let good_url = redis_url(ENCODED, redis_port);
     let port = free_port();
     let mut serve = app(&good_url, port);
@@ -227,36 +298,44 @@ fn sessions_live_in_redis() {
     let health = must_get(port, "/healthz", None);
     assert_eq!((health.status, health.body.as_str()), (200, "ok"));
 
-    // A new session, then the same cookie twice (once among other cookies).
-    let first = must_get(port, "/", None);
-    assert_eq!(first.status, 200, "{}", first.body);
+    // A new session, then the same cookie twice (once among other cookies),
+    // then at `/`, the same counter.
+    let first = must_get(port, "/session", None);
+    assert_eq!(visits(&first, "redis", "test-pod"), 1);
     let sid = set_cookie_sid(&first);
-    let body = first.json();
-    assert_eq!(body["session"], sid.as_str());
-    assert_eq!(body["visits"], 1);
-    assert_eq!(body["servedBy"], "test-pod");
 
-    let second = must_get(port, "/", Some(&format!("sid={sid}")));
-    assert_eq!(second.status, 200, "{}", second.body);
+    let second = must_get(port, "/session", Some(&format!("sid={sid}")));
+    assert_eq!(visits(&second, "redis", "test-pod"), 2);
     assert_eq!(
         second.header("set-cookie"),
         None,
         "a known session gets no new cookie"
     );
-    assert_eq!(second.json()["session"], sid.as_str());
-    assert_eq!(second.json()["visits"], 2);
-
-    let third = must_get(port, "/", Some(&format!("theme=dark; sid={sid}; lang=en")));
-    assert_eq!(third.json()["visits"], 3);
+    let third = must_get(
+        port,
+        "/session",
+        Some(&format!("theme=dark; sid={sid}; lang=en")),
+    );
+    assert_eq!(visits(&third, "redis", "test-pod"), 3);
+    let fourth = must_get(port, "/", Some(&format!("sid={sid}")));
+    assert_eq!(visits(&fourth, "redis", "test-pod"), 4);
+    assert_eq!(fourth.header("set-cookie"), None);
 
     // No cookie, or a malformed one: a new session.
     for cookie in [None, Some("sid=not-a-session-id")] {
-        let fresh = must_get(port, "/", cookie);
-        assert_eq!(fresh.status, 200, "{}", fresh.body);
+        let fresh = must_get(port, "/session", cookie);
+        assert_eq!(visits(&fresh, "redis", "test-pod"), 1);
         let other = set_cookie_sid(&fresh);
         assert_ne!(other, sid);
-        assert_eq!(fresh.json()["visits"], 1);
     }
+    // A well-formed id the store does not hold (expired, say): it starts
+    // again at 1 under the same id, without a new cookie.
+    let unknown = format!("sid={}", "0123456789abcdef".repeat(2));
+    let restarted = must_get(port, "/session", Some(&unknown));
+    assert_eq!(visits(&restarted, "redis", "test-pod"), 1);
+    assert_eq!(restarted.header("set-cookie"), None);
+    let again = must_get(port, "/session", Some(&unknown));
+    assert_eq!(visits(&again, "redis", "test-pod"), 2);
 
     // redis-ping through the same URL.
     let ping = redis_ping(Some(&good_url), &[]);
@@ -296,7 +375,7 @@ fn sessions_live_in_redis() {
         "{}",
         not_ready.body
     );
-    let no_counter = must_get(wrong_port, "/", None);
+    let no_counter = must_get(wrong_port, "/session", None);
     assert_eq!(no_counter.status, 503, "{}", no_counter.body);
     let error = no_counter.json()["error"]
         .as_str()
@@ -328,7 +407,7 @@ fn sessions_live_in_redis() {
     );
     let health = must_get(port, "/healthz", None);
     assert_eq!((health.status, health.body.as_str()), (200, "ok"));
-    let down = must_get(port, "/", Some(&format!("sid={sid}")));
+    let down = must_get(port, "/session", Some(&format!("sid={sid}")));
     assert_eq!(down.status, 503, "{}", down.body);
     let error = down.json()["error"].as_str().unwrap_or_default().to_owned();
     assert!(
@@ -340,14 +419,116 @@ fn sessions_live_in_redis() {
         "{error}"
     );
 
-    // SIGTERM: graceful shutdown, exit 0.
-    let term = Command::new("kill")
-        .args(["-TERM", &serve.child.id().to_string()])
-        .status()
-        .expect("run kill -TERM");
-    assert!(term.success());
+    // SIGTERM: graceful shutdown after its 1 s drain, exit 0.
+    sigterm(&serve);
     let status = serve
-        .wait_exit(Duration::from_secs(10))
+        .wait_exit(Duration::from_secs(11))
         .expect("serve exits after SIGTERM");
     assert!(status.success(), "serve exited with {status}");
+}
+
+#[test]
+fn sessions_in_memory_need_no_redis() {
+    let port = free_port();
+    let _serve = serve(StoreMode::Memory, port, "mem-pod", 1, None);
+    // Ready without any Redis (REDIS_URL is garbage, and ignored).
+    let ready = must_get(port, "/readyz", None);
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready"));
+    let health = must_get(port, "/healthz", None);
+    assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+
+    let first = must_get(port, "/session", None);
+    assert_eq!(visits(&first, "memory", "mem-pod"), 1);
+    let sid = set_cookie_sid(&first);
+    for n in 2..=3 {
+        let next = must_get(port, "/session", Some(&format!("sid={sid}")));
+        assert_eq!(visits(&next, "memory", "mem-pod"), n);
+        assert_eq!(next.header("set-cookie"), None);
+    }
+    let root = must_get(port, "/", Some(&format!("sid={sid}")));
+    assert_eq!(visits(&root, "memory", "mem-pod"), 4);
+
+    // A session this process does not hold (another replica's, or from
+    // before a restart): 1 again, same id, no new cookie.
+    let elsewhere = format!("sid={}", "fedcba9876543210".repeat(2));
+    let lost = must_get(port, "/session", Some(&elsewhere));
+    assert_eq!(visits(&lost, "memory", "mem-pod"), 1);
+    assert_eq!(lost.header("set-cookie"), None);
+    let other = must_get(port, "/session", None);
+    assert_eq!(visits(&other, "memory", "mem-pod"), 1);
+    assert_ne!(set_cookie_sid(&other), sid);
+}
+
+#[test]
+fn sigterm_drains_then_stops() {
+    let port = free_port();
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("drain-{port}.log"));
+    let drain = Duration::from_secs(3);
+    let mut serve = serve(
+        StoreMode::Memory,
+        port,
+        "drain-pod",
+        drain.as_secs(),
+        Some(&log),
+    );
+    let first = must_get(port, "/session", None);
+    let sid = set_cookie_sid(&first);
+    assert_eq!(must_get(port, "/readyz", None).status, 200);
+
+    sigterm(&serve);
+    let signalled = Instant::now();
+    // Unready at once (the first answer after the signal is handled)...
+    wait_until(
+        "/readyz answers 503 after SIGTERM",
+        Duration::from_secs(1),
+        || get(port, "/readyz", None).is_ok_and(|r| r.status == 503 && r.body == "draining"),
+    );
+    // ...while every route still answers through the drain, sessions and all.
+    let mut visits_seen = 1;
+    while signalled.elapsed() < drain - Duration::from_millis(1500) {
+        let reply = must_get(port, "/session", Some(&format!("sid={sid}")));
+        visits_seen += 1;
+        assert_eq!(visits(&reply, "memory", "drain-pod"), visits_seen);
+        assert_eq!(
+            reply.header("connection"),
+            Some("close"),
+            "{:?}",
+            reply.headers
+        );
+        let root = must_get(port, "/", Some(&format!("sid={sid}")));
+        visits_seen += 1;
+        assert_eq!(visits(&root, "memory", "drain-pod"), visits_seen);
+        let health = must_get(port, "/healthz", None);
+        assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+        assert_eq!(must_get(port, "/readyz", None).status, 503);
+        sleep(Duration::from_millis(100));
+    }
+    assert!(visits_seen > 2, "answered during the drain");
+    let status = serve
+        .wait_exit(drain + Duration::from_secs(10))
+        .expect("serve exits within the drain + 10 s");
+    assert!(status.success(), "serve exited with {status}");
+    assert!(
+        signalled.elapsed() >= drain,
+        "serve stopped before its drain was over ({:?})",
+        signalled.elapsed()
+    );
+    assert!(
+        get(port, "/healthz", None).is_err(),
+        "nothing listens any more"
+    );
+    let log = std::fs::read_to_string(&log).expect("read the serve log");
+    let phases = [
+        "session-demo started",
+        "draining: /readyz answers 503, still serving every request",
+        "drain over: closing the listener, finishing in-flight requests",
+        "session-demo stopped",
+    ];
+    let mut at = 0;
+    for phase in phases {
+        let found = log[at..]
+            .find(phase)
+            .unwrap_or_else(|| panic!("{phase:?} missing, or out of order, in the log:\n{log}"));
+        at += found + phase.len();
+    }
 }
