@@ -2,9 +2,11 @@
 //! of stateless-operator's examples, and the measured proof of the project's
 //! claim. `serve` (the default) counts visits per session cookie in Redis, or,
 //! for contrast, in its own memory (`--session-store memory`, the
-//! anti-pattern); `redis-ping` proves the pod reaches Redis through the URL
-//! the operator gave it.
+//! anti-pattern); `load` drives it as many browsers behind a balancer and
+//! counts the sessions lost; `redis-ping` proves the pod reaches Redis
+//! through the URL the operator gave it.
 
+mod load;
 mod memory_store;
 mod redis_store;
 mod server;
@@ -48,6 +50,25 @@ enum Command {
     Serve(ServeArgs),
     /// Connect with the URL (AUTH, SELECT), send PING, print PONG.
     RedisPing(RedisArgs),
+    /// Drive a session-demo with N clients and count what users would notice.
+    ///
+    /// Each client has its own session cookie and sends GET requests one after
+    /// another, every one on a new TCP connection with `Connection: close`: a
+    /// Service (kube-proxy) balances connections, so this balances per request,
+    /// like many browsers behind a balancer. It runs until --duration is over
+    /// or --max-requests are sent, whichever comes first (both are required).
+    ///
+    /// Errors are connect errors, timeouts and answers other than 200. A lost
+    /// session is an answer whose `visits` is not greater than the client's
+    /// last one (the count went back): the pod that answered did not have the
+    /// session.
+    #[command(
+        after_help = "Output: one JSON line on stdout, totals over all clients:\n  \
+        {\"clients\":N,\"requests\":R,\"errors\":E,\"lost\":L,\"per_pod\":{\"POD\":COUNT,...},\"elapsed_ms\":T}\n\
+        per_pod counts the successful answers by their served_by. Errors by kind go to stderr.\n\
+        Exit status 0 whatever the counts (they are data); 2 for bad arguments."
+    )]
+    Load(LoadArgs),
 }
 
 /// Where `serve` keeps the sessions.
@@ -96,6 +117,31 @@ struct RedisArgs {
     redis_url_env: String,
 }
 
+#[derive(Args)]
+struct LoadArgs {
+    /// The counter to drive: http://HOST[:PORT]/PATH, e.g.
+    /// http://demo.ns.svc/session (http:// only; host names are resolved at
+    /// every connection, so cluster DNS names work in a pod).
+    #[arg(long, value_parser = load::parse_target)]
+    url: load::Target,
+    /// Concurrent clients, each with its own session cookie (1-1000).
+    #[arg(long, value_name = "N", value_parser = value_parser!(u32).range(1..=1000))]
+    clients: u32,
+    /// Stop starting requests after this many seconds (1-600).
+    #[arg(long, value_name = "SECS", value_parser = value_parser!(u64).range(1..=600))]
+    duration: u64,
+    /// Stop after this many requests in total, over all clients (1-1000000).
+    #[arg(long, value_name = "M", value_parser = value_parser!(u64).range(1..=1_000_000))]
+    max_requests: u64,
+    /// Pause of each client between two of its requests, in ms (0-60000).
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = value_parser!(u64).range(0..=60_000))]
+    interval_ms: u64,
+    /// Limit for one request (connect, send, whole answer), in ms (1-60000);
+    /// beyond it the request counts as an error.
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = value_parser!(u64).range(1..=60_000))]
+    timeout_ms: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 enum DemoError {
     #[error("cannot listen on {addr}: {source}")]
@@ -125,6 +171,7 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Some(Command::Load(args)) => run_load(&runtime, args),
         Some(Command::Serve(args)) => run_serve(&runtime, args),
         None => run_serve(&runtime, cli.serve),
     }
@@ -133,6 +180,28 @@ fn main() -> ExitCode {
 fn fail(e: &DemoError) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::FAILURE
+}
+
+fn run_load(runtime: &tokio::runtime::Runtime, args: LoadArgs) -> ExitCode {
+    let plan = load::Plan {
+        target: args.url,
+        clients: args.clients,
+        duration: Duration::from_secs(args.duration),
+        max_requests: args.max_requests,
+        interval: Duration::from_millis(args.interval_ms),
+        timeout: Duration::from_millis(args.timeout_ms),
+    };
+    let summary = runtime.block_on(load::run(plan));
+    match serde_json::to_string(&summary) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot encode the summary: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run_serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> ExitCode {

@@ -1,6 +1,8 @@
 //! session-demo for real, on 127.0.0.1 only: against a real redis-server
 //! (with a password) the `/session` contract, readiness, `redis-ping`, a wrong
 //! password and Redis going away; the memory store (no Redis at all); the
+//! `load` client against one Redis-backed server (nothing lost) and against a
+//! memory-backed one restarted mid-run (every client loses its session); the
 //! drain on SIGTERM. Every process started here is killed when the test ends,
 //! also when it fails (ProcessGuard).
 
@@ -244,6 +246,81 @@ fn visits(reply: &Reply, store: &str, pod: &str) -> i64 {
         .unwrap_or_else(|| panic!("visits is not an integer: {body}"))
 }
 
+/// `session-demo load ARGS…`; the process output.
+fn load(args: &[&str]) -> Output {
+    load_command(args).output().expect("run session-demo load")
+}
+
+fn load_command(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("load")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// The one JSON line `load` prints, checked for the contract's shape: exactly
+/// its keys, in order, with every request either an error or an answer.
+fn load_summary(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "load: {output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stdout: {stdout:?}");
+    assert!(lines[0].starts_with(r#"{"clients":"#), "{stdout:?}");
+    let positions: Vec<Option<usize>> = [
+        "clients",
+        "requests",
+        "errors",
+        "lost",
+        "per_pod",
+        "elapsed_ms",
+    ]
+    .iter()
+    .map(|key| lines[0].find(&format!("\"{key}\":")))
+    .collect();
+    assert!(
+        positions.iter().all(Option::is_some) && positions.is_sorted(),
+        "the contract's keys, in its order: {stdout:?}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {stdout:?}"));
+    let keys: Vec<&str> = summary
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [
+            "clients",
+            "elapsed_ms",
+            "errors",
+            "lost",
+            "per_pod",
+            "requests"
+        ],
+        "{stdout}"
+    );
+    let answered: u64 = summary["per_pod"]
+        .as_object()
+        .expect("per_pod is an object")
+        .values()
+        .map(|n| n.as_u64().expect("per_pod counts are integers"))
+        .sum();
+    assert_eq!(
+        summary["requests"].as_u64(),
+        Some(summary["errors"].as_u64().expect("errors") + answered),
+        "every request is an error or an answer: {stdout}"
+    );
+    summary
+}
+
 fn sigterm(guard: &ProcessGuard) {
     let term = Command::new("kill")
         .args(["-TERM", &guard.child.id().to_string()])
@@ -460,6 +537,109 @@ fn sessions_in_memory_need_no_redis() {
 }
 
 #[test]
+fn load_against_one_redis_backed_pod_loses_nothing() {
+    let (_redis, redis_port) = redis_server();
+    let port = free_port();
+    let url = redis_url(ENCODED, redis_port);
+    let _serve = serve(StoreMode::Redis(&url), port, "redis-pod", 1, None);
+    let target = format!("http://127.0.0.1:{port}/session");
+
+    // Bounded by the request budget: exactly that many, long before 30 s.
+    let output = load(&[
+        "--url",
+        &target,
+        "--clients",
+        "4",
+        "--duration",
+        "30",
+        "--max-requests",
+        "400",
+    ]);
+    let summary = load_summary(&output);
+    assert_eq!(summary["clients"], 4, "{summary}");
+    assert_eq!(summary["requests"], 400, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+    assert_eq!(summary["lost"], 0, "{summary}");
+    assert_eq!(
+        summary["per_pod"],
+        serde_json::json!({"redis-pod": 400}),
+        "{summary}"
+    );
+    assert!(
+        summary["elapsed_ms"].as_u64().is_some_and(|ms| ms < 30_000),
+        "{summary}"
+    );
+
+    // Bounded by the duration: stops after about 2 s with budget to spare.
+    let output = load(&[
+        "--url",
+        &target,
+        "--clients",
+        "2",
+        "--duration",
+        "2",
+        "--max-requests",
+        "1000000",
+        "--interval-ms",
+        "20",
+    ]);
+    let summary = load_summary(&output);
+    let requests = summary["requests"].as_u64().expect("requests");
+    assert!(requests > 0 && requests < 1_000_000, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+    assert_eq!(summary["lost"], 0, "{summary}");
+    assert_eq!(
+        summary["per_pod"].as_object().map(|p| p.len()),
+        Some(1),
+        "{summary}"
+    );
+    let elapsed = summary["elapsed_ms"].as_u64().expect("elapsed_ms");
+    assert!((2_000..2_000 + 10_000).contains(&elapsed), "{summary}");
+}
+
+#[test]
+fn load_counts_the_sessions_a_memory_backed_restart_loses() {
+    let port = free_port();
+    let mut before = serve(StoreMode::Memory, port, "mem-before", 0, None);
+    let target = format!("http://127.0.0.1:{port}/session");
+    // Bounded (6 s), so it ends by itself even if this test fails early.
+    let run = load_command(&[
+        "--url",
+        &target,
+        "--clients",
+        "4",
+        "--duration",
+        "6",
+        "--max-requests",
+        "1000000",
+        "--interval-ms",
+        "20",
+        "--timeout-ms",
+        "1000",
+    ])
+    .spawn()
+    .expect("start session-demo load");
+    sleep(Duration::from_secs(2));
+    // The pod dies with its sessions; a new one comes up at the same address.
+    before.kill();
+    sleep(Duration::from_millis(500));
+    let _after = serve(StoreMode::Memory, port, "mem-after", 0, None);
+    let output = run.wait_with_output().expect("wait for session-demo load");
+    let summary = load_summary(&output);
+    assert_eq!(summary["clients"], 4, "{summary}");
+    // Each client had a session before and finds it gone after: one loss each.
+    assert_eq!(summary["lost"], 4, "{summary}");
+    assert!(summary["errors"].as_u64().is_some(), "{summary}");
+    let per_pod = summary["per_pod"].as_object().expect("per_pod");
+    assert!(
+        per_pod.get("mem-before").and_then(|n| n.as_u64()) > Some(0)
+            && per_pod.get("mem-after").and_then(|n| n.as_u64()) > Some(0)
+            && per_pod.len() == 2,
+        "{summary}"
+    );
+}
+
+#[test]
 fn sigterm_drains_then_stops() {
     let port = free_port();
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("drain-{port}.log"));
@@ -531,4 +711,139 @@ fn sigterm_drains_then_stops() {
             .unwrap_or_else(|| panic!("{phase:?} missing, or out of order, in the log:\n{log}"));
         at += found + phase.len();
     }
+}
+
+#[test]
+fn load_refuses_unbounded_or_bad_arguments() {
+    let url = "http://127.0.0.1:9/session";
+    for (args, message) in [
+        (
+            vec!["--url", url, "--clients", "1", "--duration", "5"],
+            "the following required arguments were not provided",
+        ),
+        (
+            vec!["--url", url, "--clients", "1", "--max-requests", "5"],
+            "the following required arguments were not provided",
+        ),
+        (
+            vec![
+                "--url",
+                url,
+                "--clients",
+                "1",
+                "--duration",
+                "0",
+                "--max-requests",
+                "5",
+            ],
+            "0 is not in 1..=600",
+        ),
+        (
+            vec![
+                "--url",
+                url,
+                "--clients",
+                "1",
+                "--duration",
+                "601",
+                "--max-requests",
+                "5",
+            ],
+            "601 is not in 1..=600",
+        ),
+        (
+            vec![
+                "--url",
+                url,
+                "--clients",
+                "1",
+                "--duration",
+                "5",
+                "--max-requests",
+                "0",
+            ],
+            "0 is not in 1..=1000000",
+        ),
+        (
+            vec![
+                "--url",
+                url,
+                "--clients",
+                "1",
+                "--duration",
+                "5",
+                "--max-requests",
+                "1000001",
+            ],
+            "1000001 is not in 1..=1000000",
+        ),
+        (
+            vec![
+                "--url",
+                url,
+                "--clients",
+                "0",
+                "--duration",
+                "5",
+                "--max-requests",
+                "5",
+            ],
+            "0 is not in 1..=1000",
+        ),
+        (
+            vec![
+                "--url",
+                "https://127.0.0.1/session",
+                "--clients",
+                "1",
+                "--duration",
+                "5",
+                "--max-requests",
+                "5",
+            ],
+            "only http:// URLs are supported, not https://",
+        ),
+        (
+            vec![
+                "--url",
+                "127.0.0.1:8080",
+                "--clients",
+                "1",
+                "--duration",
+                "5",
+                "--max-requests",
+                "5",
+            ],
+            "\"127.0.0.1:8080\" is not an http:// URL; expected http://HOST[:PORT]/PATH",
+        ),
+    ] {
+        let output = load(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+
+    // Nothing listens there: every request is an error, still exit 0 with
+    // the line (errors are data).
+    let port = free_port();
+    let output = load(&[
+        "--url",
+        &format!("http://127.0.0.1:{port}/session"),
+        "--clients",
+        "2",
+        "--duration",
+        "5",
+        "--max-requests",
+        "10",
+    ]);
+    let summary = load_summary(&output);
+    assert_eq!(summary["requests"], 10, "{summary}");
+    assert_eq!(summary["errors"], 10, "{summary}");
+    assert_eq!(summary["lost"], 0, "{summary}");
+    assert_eq!(summary["per_pod"], serde_json::json!({}), "{summary}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("connect: 10"),
+        "{output:?}"
+    );
 }
