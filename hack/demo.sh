@@ -76,7 +76,8 @@ if real_node_enabled; then
   ps -o pid,user,rss,args -C session-demo,redis-server | sed 's/--requirepass [^ ]*/--requirepass <hidden>/'
   echo
   log "reach it: kubectl -n $NS port-forward svc/demo 8080:80, then"
-  log "  curl -c /tmp/demo.cookies -b /tmp/demo.cookies http://127.0.0.1:8080/   (visits count on, whichever pod answers)"
+  log "  curl -c /tmp/demo.cookies -b /tmp/demo.cookies http://127.0.0.1:8080/session"
+  log "  (visits count on, whichever pod answers: served_by names it, store says redis)"
 else
   log "STATELESS_REAL_NODE=0: the pods are on kwok nodes, where no container runs"
 fi

@@ -152,18 +152,35 @@ async fn examples_run_for_real_and_reach_their_session_store() {
         "deploy/demo",
         "--timeout=120s",
     ]);
+    // The answer is session-demo's contract: {"visits", "served_by", "store"}.
     let forward = PortForward::start(&ns.name, "svc/demo", 80);
-    let (cookie, first) = forward.get("/", None);
+    let (cookie, first) = forward.get("/session", None);
     let cookie = cookie.expect("the first answer sets a session cookie");
     assert_eq!(first["visits"], 1, "{first}");
-    let mut last = first.clone();
+    assert_eq!(first["store"], "redis", "{first}");
+    let served_by_the_app = |body: &serde_json::Value| {
+        body["served_by"]
+            .as_str()
+            .is_some_and(|pod| pod.starts_with("demo-"))
+    };
+    assert!(
+        served_by_the_app(&first),
+        "served by one of the app's pods: {first}"
+    );
     for visit in 2..=4 {
-        let (_, body) = forward.get("/", Some(&cookie));
+        // Same session: no new cookie, and the count goes on.
+        let (new_cookie, body) = forward.get("/session", Some(&cookie));
+        assert_eq!(
+            new_cookie, None,
+            "a known session gets no new cookie: {body}"
+        );
         assert_eq!(body["visits"], visit, "{body}");
-        assert_eq!(body["session"], first["session"], "{body}");
-        last = body;
+        assert_eq!(body["store"], "redis", "{body}");
+        assert!(
+            served_by_the_app(&body),
+            "served by one of the app's pods: {body}"
+        );
     }
-    assert!(last["servedBy"].is_string(), "{last}");
 }
 
 /// Run `redis-cli -h <redis Service> ping` in a pod of its own, with the
