@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header::{CONNECTION, COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::memory_store::MemoryStore;
@@ -24,6 +24,8 @@ use crate::session;
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
 /// A visit (connect if needed, MULTI INCR EXPIRE EXEC) must finish within this.
 const VISIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most CPU one request may ask for with `?work_ms=`.
+pub const MAX_WORK_MS: u64 = 200;
 
 /// Where the sessions live.
 pub enum Sessions {
@@ -105,7 +107,38 @@ struct Visit<'a> {
     store: &'static str,
 }
 
-async fn counter(State(app): State<AppState>, headers: HeaderMap) -> Response {
+/// `?work_ms=N`: the request first spends N ms of CPU (at most
+/// [`MAX_WORK_MS`]) — a heavier page, so that a bounded load makes the pods
+/// busy and the HPA scale on real CPU.
+#[derive(Deserialize, Default)]
+pub struct Work {
+    work_ms: Option<u64>,
+}
+
+/// Spend `ms` of CPU on a blocking thread (the async workers stay free).
+async fn burn_cpu(ms: u64) {
+    let budget = Duration::from_millis(ms.min(MAX_WORK_MS));
+    let _ = tokio::task::spawn_blocking(move || {
+        let start = std::time::Instant::now();
+        let mut x: u64 = 1;
+        while start.elapsed() < budget {
+            for _ in 0..1000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        }
+        x
+    })
+    .await;
+}
+
+async fn counter(
+    State(app): State<AppState>,
+    Query(work): Query<Work>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(ms) = work.work_ms.filter(|ms| *ms > 0) {
+        burn_cpu(ms).await;
+    }
     let cookies = headers
         .get_all(COOKIE)
         .iter()

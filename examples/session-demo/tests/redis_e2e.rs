@@ -534,6 +534,18 @@ fn sessions_in_memory_need_no_redis() {
     let other = must_get(port, "/session", None);
     assert_eq!(visits(&other, "memory", "mem-pod"), 1);
     assert_ne!(set_cookie_sid(&other), sid);
+
+    // A heavier page: ?work_ms spends CPU first (what the HPA test loads
+    // the pods with), then counts as usual; a bad value is refused.
+    let started = std::time::Instant::now();
+    let worked = must_get(port, "/session?work_ms=60", Some(&format!("sid={sid}")));
+    assert_eq!(visits(&worked, "memory", "mem-pod"), 5);
+    assert!(
+        started.elapsed() >= Duration::from_millis(60),
+        "work_ms spends its time"
+    );
+    let bad = must_get(port, "/session?work_ms=lots", Some(&format!("sid={sid}")));
+    assert_eq!(bad.status, 400, "{}", bad.body);
 }
 
 #[test]
