@@ -374,6 +374,11 @@ pub fn audit_log_path() -> PathBuf {
 /// Write requests recorded in the audit log for `namespace` by user `admin`
 /// (the identity the in-process operator and the tests use): `verb uri` strings.
 pub fn audited_writes(namespace: &str) -> Vec<String> {
+    audited_writes_by(namespace, "admin")
+}
+
+/// Write requests (`VERB requestURI`) in `namespace` made by the user `username`.
+pub fn audited_writes_by(namespace: &str, username: &str) -> Vec<String> {
     let path = audit_log_path();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
@@ -384,7 +389,7 @@ pub fn audited_writes(namespace: &str) -> Vec<String> {
     text.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|e| e["stage"] == "ResponseComplete")
-        .filter(|e| e["user"]["username"] == "admin")
+        .filter(|e| e["user"]["username"] == username)
         .filter(|e| e["objectRef"]["namespace"] == namespace)
         .map(|e| {
             format!(
