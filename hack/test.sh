@@ -36,5 +36,10 @@ KUBECONFIG="$("$HACK_DIR/cluster.sh" kubeconfig)"
 export KUBECONFIG
 step "load images into the real node" "$HACK_DIR/cluster.sh" load-images redis session-demo
 if [[ -x "$HACK_DIR/helm-checks.sh" ]]; then step "helm lint and template" "$HACK_DIR/helm-checks.sh"; fi
-step "cargo test (unit, integration, end-to-end, real node)" cargo test --locked --workspace --no-fail-fast
+# The measured experiments print their figures, so they run on their own
+# with the output shown (and are skipped in the main run, not run twice).
+step "cargo test (unit, integration, end-to-end, real node)" \
+  cargo test --locked --workspace --no-fail-fast -- --skip session_proof --skip hpa_scales_the_app_on_real_cpu
+step "session proof and HPA on real CPU (figures below)" \
+  cargo test --locked --test session_proof --test hpa_real_cpu -- --nocapture --test-threads 1
 step "end-to-end, operator in the cluster on the real node" "$HACK_DIR/e2e-local.sh"

@@ -462,3 +462,63 @@ fn redis_sessions_are_not_reported() {
         "{findings:?}"
     );
 }
+
+/// The session demo's manifests: `lint` reports exactly the anti-patterns
+/// the session proof measures (sessions in memory; ClientIP affinity in front
+/// of the sticky variant), at their lines, and nothing of either for the
+/// managed-store manifest.
+#[test]
+fn session_demo_manifests_report_what_the_session_proof_measures() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/session-demo");
+    let path = |f: &str| dir.join(f).display().to_string();
+    let (app, memory, sticky) = (path("app.yaml"), path("memory.yaml"), path("sticky.yaml"));
+    let out = lint(&["--format", "json", &app, &memory, &sticky]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let mut got: Vec<(String, String, String, u64)> = json_findings(&out)
+        .iter()
+        .filter(|f| f["rule"] == "in-memory-session" || f["rule"] == "session-affinity")
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap_or("").to_string(),
+                f["file"].as_str().unwrap_or("").to_string(),
+                format!(
+                    "{}/{}",
+                    f["kind"].as_str().unwrap_or(""),
+                    f["name"].as_str().unwrap_or("")
+                ),
+                f["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    got.sort();
+    let want = |rule: &str, file: &str, obj: &str, line: &str| {
+        (
+            rule.to_string(),
+            file.to_string(),
+            obj.to_string(),
+            line_of(file, line),
+        )
+    };
+    let mut expected = vec![
+        want(
+            "in-memory-session",
+            &memory,
+            "StatelessApp/session-demo-memory",
+            "value: memory",
+        ),
+        want(
+            "in-memory-session",
+            &sticky,
+            "StatelessApp/session-demo-sticky",
+            "value: memory",
+        ),
+        want(
+            "session-affinity",
+            &sticky,
+            "Service/session-demo-sticky-affinity",
+            "sessionAffinity: ClientIP",
+        ),
+    ];
+    expected.sort();
+    assert_eq!(got, expected);
+}

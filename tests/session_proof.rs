@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -334,8 +334,10 @@ async fn session_proof_sessions_survive_losing_pods_only_in_the_shared_store() {
     );
     assert!(sticky.lost < memory.lost, "{table}");
 
-    // The operator reports both anti-patterns it has just seen cost sessions.
+    // The operator reports both anti-patterns it has just seen cost sessions,
+    // in the app's status and as Events.
     let apps: Api<StatelessApp> = Api::namespaced(client.clone(), &ns.name);
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
     for (app, rule) in [
         (Mode::Memory.app(), "in-memory-session"),
         (Mode::MemorySticky.app(), "session-affinity"),
@@ -349,6 +351,17 @@ async fn session_proof_sessions_survive_losing_pods_only_in_the_shared_store() {
                         .violations
                         .iter()
                         .any(|v| v.rule == rule)
+            })
+        })
+        .await;
+        wait_until(WAIT, &format!("a Warning Event for {app}: {rule}"), || async {
+            events.list(&ListParams::default()).await.is_ok_and(|l| {
+                l.items.iter().any(|e| {
+                    e.reason.as_deref() == Some("StatelessnessViolation")
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.involved_object.name.as_deref() == Some(app)
+                        && e.message.as_deref().is_some_and(|m| m.contains(rule))
+                })
             })
         })
         .await;
