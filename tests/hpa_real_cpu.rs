@@ -20,7 +20,7 @@ use serde_json::json;
 use stateless_operator::crd::StatelessApp;
 
 use support::real_node;
-use support::{apply_objects, client, wait_ready, wait_until};
+use support::{apply_objects, wait_ready, wait_until};
 
 const APP: &str = "cpu-demo";
 const WAIT: Duration = Duration::from_secs(180);
@@ -34,17 +34,9 @@ fn replicas(d: &Deployment) -> i32 {
 
 #[tokio::test]
 async fn hpa_scales_the_app_on_real_cpu_and_back() {
-    let client = client().await;
-    real_node::require(&client).await;
-    support::ensure_crd(&client).await;
-    let ns = real_node::namespace(&client, "hpa", Default::default()).await;
+    let setup = real_node::setup("hpa").await;
+    let (client, ns) = (setup.client.clone(), &setup.ns);
     let demo = real_node::image_ref("session-demo");
-    let _operator = support::Operator::start_with_session_store_image(
-        &client,
-        &ns.name,
-        Duration::from_secs(30),
-        &real_node::image_ref("redis"),
-    );
     // A small CPU request, so that a modest load is a large utilization; a
     // short scale-down window, so that the test sees the way back too.
     let app = json!({

@@ -23,23 +23,15 @@ use serde_json::json;
 use stateless_operator::crd::StatelessApp;
 
 use support::real_node::{self, kubectl_ok};
-use support::{apply_objects, client, load_yaml, wait_ready};
+use support::{apply_objects, load_yaml, wait_ready};
 
 const WAIT: Duration = Duration::from_secs(180);
 
 #[tokio::test]
 async fn examples_run_for_real_and_reach_their_session_store() {
-    let client = client().await;
-    real_node::require(&client).await;
-    support::ensure_crd(&client).await;
-    let ns = real_node::namespace(&client, "real", Default::default()).await;
-    let redis_image = real_node::image_ref("redis");
-    let _operator = support::Operator::start_with_session_store_image(
-        &client,
-        &ns.name,
-        Duration::from_secs(30),
-        &redis_image,
-    );
+    let setup = real_node::setup("real").await;
+    let (client, ns) = (setup.client.clone(), &setup.ns);
+    let redis_image = setup.redis_image.clone();
 
     let mut objects = load_yaml("examples/basic.yaml");
     objects.extend(load_yaml("examples/full.yaml"));

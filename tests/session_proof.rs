@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use stateless_operator::crd::StatelessApp;
 
 use support::real_node::{self, kubectl_ok};
-use support::{apply_objects, client, condition, load_yaml, wait_ready, wait_until};
+use support::{apply_objects, condition, load_yaml, wait_ready, wait_until};
 
 const WAIT: Duration = Duration::from_secs(180);
 /// Load pods (each its own source address, which ClientIP affinity keys on)
@@ -263,19 +263,11 @@ struct Images {
 
 #[tokio::test]
 async fn session_proof_sessions_survive_losing_pods_only_in_the_shared_store() {
-    let client = client().await;
-    real_node::require(&client).await;
-    support::ensure_crd(&client).await;
-    let ns = real_node::namespace(&client, "proof", Default::default()).await;
+    let setup = real_node::setup("proof").await;
+    let (client, ns) = (setup.client.clone(), &setup.ns);
     let images = Images {
         demo: real_node::image_ref("session-demo"),
     };
-    let _operator = support::Operator::start_with_session_store_image(
-        &client,
-        &ns.name,
-        Duration::from_secs(30),
-        &real_node::image_ref("redis"),
-    );
 
     let mut results = Vec::new();
     for mode in [Mode::ManagedRedis, Mode::Memory, Mode::MemorySticky] {

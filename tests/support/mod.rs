@@ -267,37 +267,20 @@ impl Operator {
     /// Start with a given resync period; a long one shows that a watch, not
     /// the periodic re-check, triggered a reconcile.
     pub fn start_with_resync(client: &Client, namespace: &str, resync: Duration) -> Self {
-        Self::start_with_settings(
-            client,
-            stateless_operator::controller::Settings {
-                concurrency: 2,
-                namespaces: vec![namespace.to_string()],
-                resync,
-                ..Default::default()
-            },
-        )
+        Self::start_with_settings(client, Self::settings(namespace, resync))
     }
 
-    /// Start with the session-store image an installation would set
-    /// (`--session-store-image`): on the real node, the locally built Redis.
-    pub fn start_with_session_store_image(
-        client: &Client,
-        namespace: &str,
-        resync: Duration,
-        image: &str,
-    ) -> Self {
-        Self::start_with_settings(
-            client,
-            stateless_operator::controller::Settings {
-                concurrency: 2,
-                namespaces: vec![namespace.to_string()],
-                resync,
-                session_store_image: image.to_string(),
-            },
-        )
+    /// The settings `start_with_resync` uses, for a test to adjust.
+    pub fn settings(namespace: &str, resync: Duration) -> stateless_operator::controller::Settings {
+        stateless_operator::controller::Settings {
+            concurrency: 2,
+            namespaces: vec![namespace.to_string()],
+            resync,
+            ..Default::default()
+        }
     }
 
-    fn start_with_settings(
+    pub fn start_with_settings(
         client: &Client,
         settings: stateless_operator::controller::Settings,
     ) -> Self {

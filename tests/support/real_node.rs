@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
 use kube::{Api, Client};
 
-use super::{TestNamespace, kubeconfig_path};
+use super::{Operator, TestNamespace, kubeconfig_path};
 
 /// Name of the real node.
 pub const NODE: &str = "real-0";
@@ -72,6 +72,38 @@ pub async fn namespace(
     labels: BTreeMap<String, String>,
 ) -> TestNamespace {
     TestNamespace::with_metadata(client, prefix, labels, namespace_annotations()).await
+}
+
+/// What a real-node test starts from: the node checked, the CRD installed, a
+/// namespace whose pods go to the node, and the operator watching it with
+/// the locally built Redis as its session-store image (as an installation
+/// sets `--session-store-image`). Fields drop in order: the operator stops
+/// before the namespace goes.
+pub struct Setup {
+    pub client: Client,
+    pub operator: Operator,
+    pub ns: TestNamespace,
+    /// `hack/images.sh ref redis`.
+    pub redis_image: String,
+}
+
+pub async fn setup(prefix: &str) -> Setup {
+    let client = super::client().await;
+    require(&client).await;
+    super::ensure_crd(&client).await;
+    let ns = namespace(&client, prefix, Default::default()).await;
+    let redis_image = image_ref("redis");
+    let settings = stateless_operator::controller::Settings {
+        session_store_image: redis_image.clone(),
+        ..Operator::settings(&ns.name, Duration::from_secs(30))
+    };
+    let operator = Operator::start_with_settings(&client, settings);
+    Setup {
+        client,
+        operator,
+        ns,
+        redis_image,
+    }
 }
 
 fn repo_root() -> PathBuf {
