@@ -346,16 +346,20 @@ async fn session_proof_sessions_survive_losing_pods_only_in_the_shared_store() {
             })
         })
         .await;
-        wait_until(WAIT, &format!("a Warning Event for {app}: {rule}"), || async {
-            events.list(&ListParams::default()).await.is_ok_and(|l| {
-                l.items.iter().any(|e| {
-                    e.reason.as_deref() == Some("StatelessnessViolation")
-                        && e.type_.as_deref() == Some("Warning")
-                        && e.involved_object.name.as_deref() == Some(app)
-                        && e.message.as_deref().is_some_and(|m| m.contains(rule))
+        wait_until(
+            WAIT,
+            &format!("a Warning Event for {app}: {rule}"),
+            || async {
+                events.list(&ListParams::default()).await.is_ok_and(|l| {
+                    l.items.iter().any(|e| {
+                        e.reason.as_deref() == Some("StatelessnessViolation")
+                            && e.type_.as_deref() == Some("Warning")
+                            && e.involved_object.name.as_deref() == Some(app)
+                            && e.message.as_deref().is_some_and(|m| m.contains(rule))
+                    })
                 })
-            })
-        })
+            },
+        )
         .await;
     }
     let redis_app = apps.get(Mode::ManagedRedis.app()).await.expect("redis app");
