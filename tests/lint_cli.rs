@@ -522,3 +522,22 @@ fn session_demo_manifests_report_what_the_session_proof_measures() {
     expected.sort();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn lone_portless_host_path_deployment_reports_host_path_and_exits_one() {
+    // One changed file, as pre-commit hooks lint it: no containerPort, no
+    // Service selecting the Deployment.
+    let file = fixture("host-path-no-ports.yaml");
+    let out = lint(&["--format", "json", &file]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rules: Vec<(String, u64)> = json_findings(&out)
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap_or_default().to_string(),
+                f["line"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(rules, [("host-path".to_string(), 19)]);
+}

@@ -409,7 +409,10 @@ fn replica_expectations() {
 #[test]
 fn stateful_by_design_and_agents_are_out_of_scope() {
     let c = corpus();
-    // Redis, the metrics-only application controller and the notifications controller.
+    // Redis (a data store). The application and notifications controllers
+    // declare no traffic port: the state rules judge them and find nothing
+    // (read-only root, no node-local state), and one replica of a controller
+    // is not `single-replica`.
     for name in [
         "argocd-redis",
         "argocd-application-controller",

@@ -120,6 +120,24 @@ async fn compliant_objects_are_allowed_without_warnings() {
 }
 
 #[tokio::test]
+async fn portless_host_path_deployment_is_denied_alone() {
+    // At admission the Deployment is judged alone: no containerPort and no
+    // Service in view must not let node-local state in.
+    let response = respond(&webhook(Some("deny")), "deployment-host-path-no-ports.json").await;
+    let message = assert_denied(
+        &response,
+        "host-path",
+        "spec.template.spec.volumes[0].hostPath",
+    );
+    assert!(
+        message.starts_with("Deployment/worker in namespace shop"),
+        "{message}"
+    );
+    // Serving traffic is unknown at admission: no single-replica here either.
+    assert!(!message.contains("single-replica"), "{message}");
+}
+
+#[tokio::test]
 async fn each_rule_that_applies_at_admission_denies() {
     let w = webhook(Some("deny"));
     let cases = [

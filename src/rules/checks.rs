@@ -327,7 +327,7 @@ fn via(e: &EnvVar) -> String {
 
 pub(crate) fn run_workload_rules(index: &Index<'_>, out: &mut Sink<'_>) {
     for w in &index.workloads {
-        if !w.is_app() {
+        if !w.in_scope() {
             continue;
         }
         let vols = volumes(index, w);
@@ -336,7 +336,9 @@ pub(crate) fn run_workload_rules(index: &Index<'_>, out: &mut Sink<'_>) {
         pvc_app_tier(w, &vols, &mts, out);
         local_upload_dir(index, w, &vols, &mts, out);
         in_memory_session(index, w, &vols, &mts, out);
-        single_replica(index, w, out);
+        if w.serves_traffic() {
+            single_replica(index, w, out);
+        }
         writable_root_fs(w, out);
         in_process_scheduler(index, w, &vols, &mts, out);
     }
@@ -423,8 +425,8 @@ fn pvc_app_tier(w: &Workload<'_>, vols: &[Volume<'_>], mts: &[Mount<'_>], out: &
                     RuleId::PvcAppTier,
                     vol.path.clone(),
                     format!(
-                        "{} serves traffic but keeps a per-pod volume `{}`: each replica has \
-                         different data and pods are tied to their volumes.",
+                        "{} keeps a per-pod volume `{}`: each replica has different data and \
+                         pods are tied to their volumes.",
                         label(w),
                         vol.name
                     ),

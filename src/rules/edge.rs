@@ -50,7 +50,13 @@ fn service_scope(index: &Index<'_>, si: usize) -> Scope {
         return Scope::NonApp;
     }
     match index.service_targets.get(&si) {
-        Some(targets) if targets.iter().any(|&wi| index.workloads[wi].is_app()) => Scope::App,
+        Some(targets)
+            if targets
+                .iter()
+                .any(|&wi| index.workloads[wi].serves_traffic()) =>
+        {
+            Scope::App
+        }
         Some(_) => Scope::NonApp,
         None if looks_like_data_store(svc) => Scope::NonApp,
         None => Scope::Unknown,

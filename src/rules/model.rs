@@ -10,13 +10,16 @@ use super::{Object, patterns};
 
 /// Scoping rules, rendered into `docs/rules.md`.
 pub const SCOPING: &str = "\
-Workload rules (`host-path`, `local-upload-dir`, `pvc-app-tier`, `in-memory-session`, \
-`single-replica`, `writable-root-fs`, `in-process-scheduler`) only look at the **application tier**:
+The state rules (`host-path`, `local-upload-dir`, `pvc-app-tier`, `in-memory-session`, \
+`in-process-scheduler`, `writable-root-fs`) judge **every workload in scope**, whether or not it \
+declares ports or a Service in the input selects it (a worker with node-local files cannot be \
+rescheduled or scaled either; most manifests omit `containerPort`; the admission webhook sees one \
+object at a time). `single-replica` judges only the in-scope workloads that **serve traffic** (4.):
 
 1. **Workload kinds.** `Deployment` (`apps/*`, `extensions/v1beta1`), `StatefulSet` (`apps/*`), \
 `ReplicaSet` (`apps/*`, `extensions/*`), `ReplicationController` and `Pod` (`v1`), OpenShift \
 `DeploymentConfig`, and `StatelessApp` (`stateless.dev/*`). `DaemonSet`s (node agents), `Job`s and \
-`CronJob`s (batch) are never the application tier. Objects of other kinds, or of the same kind name \
+`CronJob`s (batch) are never in scope. Objects of other kinds, or of the same kind name \
 in another API group (e.g. a Knative `Service`), are ignored.
 2. **Owned objects are folded into their owner.** A workload whose controller `ownerReference` \
 names a workload present in the input (a `ReplicaSet` of a `Deployment`, a `Pod` of a `ReplicaSet`, \
@@ -36,10 +39,11 @@ Redis (`app.kubernetes.io/managed-by: stateless-operator`, `app.kubernetes.io/co
 session-store`) is excluded by the same rule. Singleton cluster agents (kube-state-metrics, \
 cluster-autoscaler, external-dns) are excluded too: they shard or leader-elect instead of scaling. \
 Exporters and UIs of data stores (`redis_exporter`, `mongo-express`, `phpmyadmin`) are ordinary apps.
-4. **It must serve traffic.** A workload is application tier when a container declares a port that \
-is not only for metrics or probes (named `metrics`, `http-metrics`, `probe`, `health`, `healthz`, \
-...), or when a Service with such a port selects its pods. Controllers and workers that only expose \
-metrics are not. A `StatelessApp` always serves traffic.
+4. **Serving traffic** (for `single-replica` and for edge scoping only). A workload serves traffic \
+when a container declares a port that is not only for metrics or probes (named `metrics`, \
+`http-metrics`, `probe`, `health`, `healthz`, ...), or when a Service with such a port selects its \
+pods. A `StatelessApp` always serves traffic. A worker or controller with one replica is not \
+reported: its downtime is not a user's failed request.
 
 Edge rules (`session-affinity`, `sticky-ingress`) look at Services, Ingresses and load-balancer \
 objects. Services are matched to workloads by `spec.selector` **within one namespace**; an object \
@@ -197,10 +201,19 @@ pub(crate) struct Workload<'a> {
 }
 
 impl Workload<'_> {
-    /// Application tier: evaluated by the workload rules.
-    pub fn is_app(&self) -> bool {
-        self.owner.is_none()
-            && self.stateful.is_none()
+    /// Judged by the state rules: every root workload that is not a data
+    /// store. Workers and controllers keep state as badly as web pods do, and
+    /// most manifests (and the admission webhook's single object) show
+    /// neither a `containerPort` nor a Service.
+    pub fn in_scope(&self) -> bool {
+        self.owner.is_none() && self.stateful.is_none()
+    }
+
+    /// In scope and visibly serving traffic: only then is one replica
+    /// downtime, and only then do Services in front of it count as the
+    /// application's edge.
+    pub fn serves_traffic(&self) -> bool {
+        self.in_scope()
             && (self.kind == Kind::StatelessApp || self.traffic_port || self.traffic_service)
     }
 

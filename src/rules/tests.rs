@@ -1456,7 +1456,7 @@ fn single_replica_with_autoscaler_is_fine() {
 }
 
 #[test]
-fn workers_without_ports_or_services_are_not_app_tier() {
+fn workers_without_ports_are_judged_by_state_rules_but_not_single_replica() {
     let mut d = deployment(
         "worker",
         json!({"containers": [{"name": "w", "image": "example/worker",
@@ -1464,14 +1464,117 @@ fn workers_without_ports_or_services_are_not_app_tier() {
         "ports": [{"name": "metrics", "containerPort": 9090}]}]}),
     );
     d["spec"]["replicas"] = json!(1);
-    assert!(run(vec![d.clone()]).is_empty());
-    // Selected by a traffic Service: now it is the web tier.
+    let alone = run(vec![d.clone()]);
+    assert_eq!(
+        of(&alone, RuleId::InProcessScheduler).len(),
+        1,
+        "{alone:#?}"
+    );
+    assert_eq!(of(&alone, RuleId::WritableRootFs).len(), 1);
+    // One replica of a worker is not a user's failed request.
+    assert!(of(&alone, RuleId::SingleReplica).is_empty());
+    // Selected by a traffic Service: it serves traffic, one replica counts.
     let f = run(vec![
         d,
         service("worker", json!({"app": "worker"}), json!({})),
     ]);
     assert_eq!(of(&f, RuleId::SingleReplica).len(), 1);
     assert_eq!(of(&f, RuleId::InProcessScheduler).len(), 1);
+}
+
+/// A container without ports and with a read-only root filesystem.
+fn portless(extra: Value) -> Value {
+    let mut c = web(extra);
+    c.as_object_mut().map(|c| c.remove("ports"));
+    c
+}
+
+fn host_path_pod(c: Value) -> Value {
+    json!({"containers": [c],
+        "volumes": [{"name": "data", "hostPath": {"path": "/srv/data"}}]})
+}
+
+#[test]
+fn lone_portless_deployment_is_judged_by_every_state_rule() {
+    let mount = json!({"volumeMounts": [{"name": "data", "mountPath": "/data"}]});
+    let mut d = deployment("shop", host_path_pod(portless(mount)));
+    d["spec"]["replicas"] = json!(1);
+    let f = run(vec![d]);
+    assert_eq!(
+        paths(&f, RuleId::HostPath),
+        ["spec.template.spec.volumes[0].hostPath"]
+    );
+    assert!(of(&f, RuleId::SingleReplica).is_empty(), "{f:#?}");
+
+    let sessions = deployment(
+        "shop",
+        json!({"containers": [portless(json!({"env": [{"name": "SESSION_DRIVER", "value": "file"}]}))]}),
+    );
+    assert_eq!(of(&run(vec![sessions]), RuleId::InMemorySession).len(), 1);
+    let uploads = deployment(
+        "shop",
+        json!({"containers": [portless(json!({"volumeMounts": [{"name": "u", "mountPath": "/var/www/html/uploads"}]}))],
+        "volumes": [{"name": "u", "emptyDir": {}}]}),
+    );
+    assert_eq!(of(&run(vec![uploads]), RuleId::LocalUploadDir).len(), 1);
+    let claim = deployment(
+        "shop",
+        json!({"containers": [portless(json!({"volumeMounts": [{"name": "c", "mountPath": "/state"}]}))],
+        "volumes": [{"name": "c", "persistentVolumeClaim": {"claimName": "state"}}]}),
+    );
+    assert_eq!(of(&run(vec![claim]), RuleId::PvcAppTier).len(), 1);
+    let rootfs = deployment(
+        "shop",
+        json!({"containers": [{"name": "w", "image": "example/w"}]}),
+    );
+    assert_eq!(of(&run(vec![rootfs]), RuleId::WritableRootFs).len(), 1);
+}
+
+#[test]
+fn portless_node_agents_batch_and_data_stores_stay_out_of_scope() {
+    let mount = json!({"volumeMounts": [{"name": "data", "mountPath": "/data"}]});
+    let pod = host_path_pod(json!({"name": "a", "image": "example/agent",
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}]}));
+    let agent = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "agent", "namespace": "shop"},
+        "spec": {"template": {"metadata": {"labels": {"app": "agent"}}, "spec": pod.clone()}}});
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "migrate", "namespace": "shop"},
+        "spec": {"template": {"spec": pod.clone()}}});
+    let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "backup", "namespace": "shop"},
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": pod}}}}});
+    assert!(run(vec![agent, job, cron]).is_empty());
+
+    // A data store without ports: by image, by name label, by component label.
+    let mut redis = deployment(
+        "cache",
+        host_path_pod(json!({"name": "redis", "image": "redis:7",
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]})),
+    );
+    redis["spec"]["replicas"] = json!(1);
+    let mut by_label = deployment("db", host_path_pod(portless(mount.clone())));
+    by_label["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] =
+        json!("postgresql");
+    let pg = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "pg", "namespace": "shop"},
+        "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": "pg"}},
+            "spec": {"containers": [{"name": "pg", "image": "bitnami/postgresql:16"}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"]}}]}});
+    assert!(run(vec![redis, by_label, pg]).is_empty());
+
+    // The operator's own managed Redis, as its builder writes it (no ports
+    // needed to keep it out).
+    let mut managed = deployment(
+        "shop-sessions",
+        json!({"containers": [{"name": "redis", "image": "example.com/mirror/kv:7"}]}),
+    );
+    managed["spec"]["replicas"] = json!(1);
+    managed["spec"]["template"]["metadata"]["labels"] = json!({
+        "app.kubernetes.io/managed-by": "stateless-operator",
+        "app.kubernetes.io/component": "session-store"});
+    assert!(run(vec![managed]).is_empty());
 }
 
 // ---------- writable-root-fs ----------
