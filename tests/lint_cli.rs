@@ -239,7 +239,7 @@ fn sarif_has_the_shape_github_accepts() {
     let driver = &log["runs"][0]["tool"]["driver"];
     assert_eq!(driver["name"], "stateless-operator");
     let rules = driver["rules"].as_array().expect("rules");
-    assert_eq!(rules.len(), 9);
+    assert_eq!(rules.len(), 10);
     for r in rules {
         for key in ["id", "shortDescription", "fullDescription", "help"] {
             assert!(!r[key].is_null(), "rule {} lacks {key}", r["id"]);
@@ -361,7 +361,8 @@ fn rules_command_formats() {
             "in-memory-session",
             "single-replica",
             "writable-root-fs",
-            "in-process-scheduler"
+            "in-process-scheduler",
+            "unknown-waiver"
         ]
     );
 }
@@ -540,4 +541,38 @@ fn lone_portless_host_path_deployment_reports_host_path_and_exits_one() {
         })
         .collect();
     assert_eq!(rules, [("host-path".to_string(), 19)]);
+}
+
+#[test]
+fn misspelt_waiver_is_a_low_finding_naming_the_valid_rules() {
+    let input = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations:\n    \
+                 stateless.dev/allow: session-afinity\nspec:\n  selector: {app: web}\n  \
+                 sessionAffinity: ClientIP\n";
+    let out = lint_stdin(&["--format", "json"], input);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let findings = json_findings(&out);
+    let rules: Vec<(&str, bool)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap_or_default(),
+                f["waived"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect();
+    // The typo waives nothing: session-affinity still counts.
+    assert_eq!(
+        rules,
+        [("unknown-waiver", false), ("session-affinity", false)]
+    );
+    let unknown = &findings[0];
+    assert_eq!(
+        (unknown["severity"].as_str(), unknown["line"].as_u64()),
+        (Some("low"), Some(6))
+    );
+    let message = unknown["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("`session-afinity`") && message.contains("session-affinity,"),
+        "{message}"
+    );
 }

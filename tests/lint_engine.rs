@@ -112,3 +112,62 @@ fn in_memory_session_reaches_the_controller_and_the_webhook() {
         assessment.deny
     );
 }
+
+/// A misspelt waiver is reported the same way by `lint` (the engine), the
+/// controller's status and the admission webhook: a low finding on the
+/// object, which the webhook only warns about, even in a `deny` namespace.
+#[test]
+fn unknown_waiver_reaches_the_controller_and_the_webhook() {
+    use stateless_operator::controller::compliance::Compliance;
+    use stateless_operator::crd::StatelessApp;
+    use stateless_operator::webhook::admission::{Mode, Policy, assess};
+    use stateless_operator::webhook::cluster::Fetched;
+
+    let app = json!({"apiVersion": "stateless.dev/v1alpha1", "kind": "StatelessApp",
+        "metadata": {"name": "shop", "namespace": "shop",
+                     "annotations": {"stateless.dev/allow": "single-replicas"}},
+        "spec": {"image": "example/shop:1", "replicas": {"min": 1, "max": 1}}});
+    let typed: StatelessApp = serde_json::from_value(app.clone()).expect("a valid StatelessApp");
+    let as_seen = serde_json::to_value(&typed).expect("serialize");
+    let compliance = Compliance {
+        findings: evaluate(&[Object::new(as_seen)], &Config::default()),
+    };
+    let violations = compliance.violations();
+    let unknown = violations
+        .iter()
+        .find(|v| v.rule == "unknown-waiver")
+        .unwrap_or_else(|| panic!("no unknown-waiver in {violations:#?}"));
+    assert!(
+        unknown.message.contains("`single-replicas`")
+            && unknown.message.contains("single-replica,"),
+        "{}",
+        unknown.message
+    );
+    // The typo waived nothing.
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.rule == "single-replica" && v.waived != Some(true))
+    );
+
+    let assessment = assess(
+        &app,
+        None,
+        &Fetched::default(),
+        Mode::Deny,
+        &Policy::default(),
+    );
+    assert!(
+        assessment
+            .deny
+            .iter()
+            .all(|f| f.rule != RuleId::UnknownWaiver)
+    );
+    assert!(
+        assessment
+            .warn
+            .iter()
+            .any(|(f, _)| f.rule == RuleId::UnknownWaiver),
+        "{assessment:?}"
+    );
+}

@@ -286,6 +286,16 @@ async fn low_severity_findings_warn_even_in_deny_namespaces() {
 }
 
 #[tokio::test]
+async fn unknown_waiver_names_warn_with_the_valid_rules() {
+    let response = respond(&webhook(Some("deny")), "service-unknown-waiver.json").await;
+    let warning = assert_warned(&response, "unknown-waiver");
+    assert!(
+        warning.contains("`sesion-affinity`") && warning.contains("session-affinity,"),
+        "{warning}"
+    );
+}
+
+#[tokio::test]
 async fn waived_findings_never_deny_and_are_audited() {
     let response = respond(
         &webhook(Some("deny")),

@@ -78,11 +78,12 @@ pub enum RuleId {
     SingleReplica,
     WritableRootFs,
     InProcessScheduler,
+    UnknownWaiver,
 }
 
 impl RuleId {
     /// Every rule, in catalogue order.
-    pub const ALL: [RuleId; 9] = [
+    pub const ALL: [RuleId; 10] = [
         RuleId::SessionAffinity,
         RuleId::StickyIngress,
         RuleId::HostPath,
@@ -92,6 +93,7 @@ impl RuleId {
         RuleId::SingleReplica,
         RuleId::WritableRootFs,
         RuleId::InProcessScheduler,
+        RuleId::UnknownWaiver,
     ];
 
     /// The stable kebab-case name.
@@ -106,6 +108,7 @@ impl RuleId {
             RuleId::SingleReplica => "single-replica",
             RuleId::WritableRootFs => "writable-root-fs",
             RuleId::InProcessScheduler => "in-process-scheduler",
+            RuleId::UnknownWaiver => "unknown-waiver",
         }
     }
 
@@ -173,7 +176,7 @@ impl RuleInfo {
 }
 
 /// The catalogue, in [`RuleId::ALL`] order.
-pub static CATALOGUE: [RuleInfo; 9] = [
+pub static CATALOGUE: [RuleInfo; 10] = [
     RuleInfo {
         id: RuleId::SessionAffinity,
         severity: Severity::High,
@@ -349,5 +352,23 @@ pub static CATALOGUE: [RuleInfo; 9] = [
                   `supercronic`, `go-crond`, `php artisan schedule:work|schedule:run`, \
                   `celery beat` (or `celery worker -B`) or `rqscheduler`, or `supervisord` with a \
                   mounted ConfigMap that defines a cron program.",
+    },
+    RuleInfo {
+        id: RuleId::UnknownWaiver,
+        severity: Severity::Low,
+        summary: "A `stateless.dev/allow` waiver names a rule that does not exist.",
+        why: "A misspelt waiver waives nothing: the finding it was meant to silence still fails \
+              CI or admission, and a waiver written for a rule that was renamed stops working \
+              without a word. Saying so, with the valid names, makes the typo a one-line fix.",
+        remediation: "Spell the rule as `stateless-operator rules` lists it (comma-separated, or \
+                      `*` for every rule), or drop the name from the annotation.",
+        detects: "Any object whose `metadata.annotations[\"stateless.dev/allow\"]` contains a \
+                  name (separated by commas or spaces) that is neither `*` nor a rule of this \
+                  catalogue (case-insensitive). One finding per object, at that annotation, \
+                  naming every unknown name and the valid rules. Severity `low`: `lint` counts it \
+                  (at the default `--min-severity low` it exits 1), the admission webhook only \
+                  warns (its default deny severity is above `low`), and the controller reports it \
+                  in the StatelessApp's status with the other findings. The valid names in the \
+                  same annotation still waive their rules.",
     },
 ];

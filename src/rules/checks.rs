@@ -67,15 +67,20 @@ impl<'a> Sink<'a> {
     }
 }
 
+/// The names of a waiver annotation (comma- or space-separated).
+fn waiver_names(allow: &str) -> impl Iterator<Item = &str> {
+    allow
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+}
+
 /// Whether `v` waives `rule`, and the reason given.
 fn waiver(v: &Value, rule: RuleId) -> (bool, Option<String>) {
     let Some(allow) = str_at(v, &["metadata", "annotations", WAIVER_ANNOTATION]) else {
         return (false, None);
     };
-    let waived = allow
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .map(str::trim)
-        .any(|r| r == "*" || r.eq_ignore_ascii_case(rule.as_str()));
+    let waived = waiver_names(allow).any(|r| r == "*" || r.eq_ignore_ascii_case(rule.as_str()));
     if !waived {
         return (false, None);
     }
@@ -759,5 +764,48 @@ fn in_process_scheduler(
                 ),
             );
         }
+    }
+}
+
+/// `unknown-waiver`: a waiver name that is no rule waives nothing, silently.
+pub(crate) fn unknown_waivers(objects: &[Object], out: &mut Sink<'_>) {
+    if !out.runs(RuleId::UnknownWaiver) {
+        return;
+    }
+    for (i, obj) in objects.iter().enumerate() {
+        let Some(allow) = str_at(&obj.value, &["metadata", "annotations", WAIVER_ANNOTATION])
+        else {
+            continue;
+        };
+        let mut unknown: Vec<&str> = Vec::new();
+        for name in waiver_names(allow) {
+            if name != "*" && name.parse::<RuleId>().is_err() && !unknown.contains(&name) {
+                unknown.push(name);
+            }
+        }
+        if unknown.is_empty() {
+            continue;
+        }
+        let names = unknown
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (noun, verb) = if unknown.len() == 1 {
+            ("rule", "is")
+        } else {
+            ("rules", "are")
+        };
+        out.push(
+            i,
+            RuleId::UnknownWaiver,
+            format!("metadata.annotations[\"{WAIVER_ANNOTATION}\"]"),
+            format!(
+                "`{WAIVER_ANNOTATION}` names {noun} {names}, which {verb} not in the catalogue \
+                 and waive{} nothing (valid rules: {}, or `*` for all).",
+                if unknown.len() == 1 { "s" } else { "" },
+                super::valid_rule_names()
+            ),
+        );
     }
 }

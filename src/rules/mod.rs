@@ -171,6 +171,7 @@ pub fn evaluate(objects: &[Object], config: &Config) -> Vec<Finding> {
     let mut out = checks::Sink::new(objects, config);
     checks::run_workload_rules(&index, &mut out);
     edge::run_edge_rules(&index, &mut out);
+    checks::unknown_waivers(objects, &mut out);
     let mut findings = out.into_findings();
     sort_findings(&mut findings);
     findings

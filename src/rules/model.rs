@@ -68,7 +68,10 @@ when every backend is known and none is application tier.
 **Waivers.** `metadata.annotations[\"stateless.dev/allow\"]: rule[,rule]` (or `*`) on the object a \
 finding is on waives that rule for that object; `stateless.dev/allow-reason` says why. Waived \
 findings are still returned with `\"waived\": true` and `\"waiver_reason\"`, and do not fail `lint`. \
-A Service's or Ingress's waiver covers the findings on that Service or Ingress.
+A Service's or Ingress's waiver covers the findings on that Service or Ingress. A name that is \
+neither `*` nor a rule waives nothing and is reported as `unknown-waiver` (severity low: it fails \
+`lint` at the default `--min-severity low`, the webhook warns, the controller lists it in the \
+status), with the valid rule names.
 
 **Finding JSON.** `rule, severity, kind, namespace, name, path, message, remediation, waived` are \
 always present (`namespace` is `null` when the manifest sets none); `file` and `line` when the \

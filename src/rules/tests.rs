@@ -1900,6 +1900,59 @@ fn star_waives_everything_on_the_object() {
     assert!(!f.is_empty() && f.iter().all(|f| f.waived && f.waiver_reason.is_none()));
 }
 
+#[test]
+fn unknown_waiver_names_are_reported_with_the_valid_rules() {
+    let mut d = deployment(
+        "shop",
+        json!({"containers": [web(json!({"securityContext": {}}))]}),
+    );
+    d["metadata"]["annotations"] = json!({"stateless.dev/allow": "writable-root-fs, sticky-sesions,, HostPath sticky-sesions"});
+    let f = run(vec![d]);
+    let unknown = of(&f, RuleId::UnknownWaiver);
+    assert_eq!(unknown.len(), 1, "{f:#?}");
+    assert_eq!(unknown[0].severity, Severity::Low);
+    assert!(!unknown[0].waived);
+    assert_eq!(
+        unknown[0].path,
+        r#"metadata.annotations["stateless.dev/allow"]"#
+    );
+    let m = &unknown[0].message;
+    assert!(m.contains("`sticky-sesions`, `HostPath`"), "{m}");
+    assert_eq!(m.matches("sticky-sesions").count(), 1, "{m}");
+    for valid in [
+        "session-affinity",
+        "sticky-ingress",
+        "host-path",
+        "in-process-scheduler",
+    ] {
+        assert!(m.contains(valid), "{m}");
+    }
+    // The valid name in the same annotation still waives its rule.
+    assert!(of(&f, RuleId::WritableRootFs).iter().all(|f| f.waived));
+}
+
+#[test]
+fn known_waiver_names_and_star_are_not_reported() {
+    let mut svc = service("shop", json!({"app": "shop"}), json!({}));
+    for allow in [
+        "session-affinity",
+        "Session-Affinity,sticky-ingress",
+        "*",
+        " ",
+        "unknown-waiver",
+    ] {
+        svc["metadata"]["annotations"] = json!({"stateless.dev/allow": allow});
+        assert!(
+            of(&run(vec![svc.clone()]), RuleId::UnknownWaiver).is_empty(),
+            "{allow}"
+        );
+    }
+    // On an object of a kind the engine does not judge, too: the typo is real.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "x", "namespace": "shop", "annotations": {"stateless.dev/allow": "everything"}}});
+    assert_eq!(of(&run(vec![cm]), RuleId::UnknownWaiver).len(), 1);
+}
+
 // ---------- patterns ----------
 
 #[test]
