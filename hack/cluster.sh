@@ -7,6 +7,11 @@
 #   hack/cluster.sh kubeconfig  print the admin kubeconfig path
 #   hack/cluster.sh load-images NAME...  build (if changed) and import images
 #                               into the real node, like `kind load docker-image`
+#   hack/cluster.sh restart COMPONENT [--down SECONDS]
+#                               stop one component (SIGTERM by PID, as `down`
+#                               does), keep it stopped SECONDS (default 0),
+#                               start it with the same command line, wait until
+#                               it is healthy, print how long it was unavailable
 #
 # Components: etcd, kube-apiserver (RBAC+Node authz, client-cert admin, SA
 # issuer/keys, audit log of writes), kube-controller-manager, kube-scheduler
@@ -25,6 +30,9 @@ source "$HACK_DIR/node.sh"
 PKI="$RUN_DIR/pki"
 LOGS="$RUN_DIR/logs"
 PIDS="$RUN_DIR/pids"
+# Each component's command line, NUL-separated, as `start` ran it: `restart`
+# runs exactly that again.
+ARGV="$RUN_DIR/argv"
 STATE="$RUN_DIR/state.env"
 KUBECONFIG_PATH="$RUN_DIR/kubeconfig"
 AUDIT_LOG="$RUN_DIR/audit.log"
@@ -67,8 +75,11 @@ free_port() {
 start() { # start <component> <binary> args...
   local name="$1" bin="$2"; shift 2
   [[ -x "$bin" ]] || die "$name: binary $bin missing (run hack/tools.sh)"
+  mkdir -p "$ARGV"
+  printf '%s\0' "$bin" "$@" > "$ARGV/$name"
   # setsid: own process group, so `down` can stop the component and anything it forked.
-  setsid "$bin" "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  # Appending keeps the log of the run before a `restart`.
+  setsid "$bin" "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
   local pid=$! real i
   echo "$pid" > "$PIDS/$name.pid"
   # Until the forked shell has exec'd the binary, /proc/PID/exe is bash and
@@ -338,6 +349,87 @@ do_status() {
   return $rc
 }
 
+# The value of flag $1 in a stored command line (the rest of the arguments).
+argv_flag() {
+  local flag="$1"; shift
+  while (($#)); do [[ "$1" == "$flag" ]] && { echo "${2:-}"; return 0; }; shift; done
+  return 1
+}
+
+# Does the restarted component answer its own health check? Components
+# without one count as healthy while they run.
+component_healthy() { # component_healthy <component> argv...
+  local name="$1" cfg="$NODE_DIR/config"; shift
+  alive "$name" || return 1
+  case "$name" in
+    etcd) curl -fsS "$(sed -n 's/^ETCD_URL=//p' "$STATE")/health" ;;
+    kube-apiserver) kubectl_ get --raw /readyz ;;
+    kube-controller-manager|kube-scheduler) curl -kfsS "https://127.0.0.1:$(argv_flag --secure-port "$@")/healthz" ;;
+    kubelet) curl -fsS "http://127.0.0.1:$(sed -n 's/^healthzPort: //p' "$cfg/kubelet.yaml")/healthz" ;;
+    kube-proxy) curl -fsS "http://$(sed -n 's/^healthzBindAddress: //p' "$cfg/kube-proxy.yaml")/healthz" ;;
+    coredns) curl -fsS "http://$(sed -n 's/^ *ready //p' "$cfg/Corefile")/ready" ;;
+    containerd) ctr --address "$(cat "$NODE_DIR/containerd.address")" version ;;
+    *) true ;;
+  esac
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# Stop one component exactly like `down` does, start it again with the stored
+# command line, wait until healthy. Unlike start-up, a failure here leaves the
+# rest of the plane running: it says what failed and how to look.
+do_restart() {
+  local name="${1:-}" down_for=0
+  [[ -n "$name" ]] || die "usage: $0 restart COMPONENT [--down SECONDS]"
+  shift
+  while (($#)); do
+    case "$1" in
+      --down) down_for="${2:-}"; shift 2 ;;
+      *) die "restart: unknown argument $1 (usage: $0 restart COMPONENT [--down SECONDS])" ;;
+    esac
+  done
+  [[ "$down_for" =~ ^[0-9]+$ ]] || die "restart: --down takes whole seconds, got '$down_for'"
+  [[ -f "$STATE" ]] || die "no control plane running in $RUN_DIR; start one with hack/cluster.sh up"
+  [[ " $(components | tr '\n' ' ') " == *" $name "* ]] || die "restart: no component $name in this plane (components: $(components | tr '\n' ' '))"
+  [[ -f "$ARGV/$name" ]] || die "restart: $name was started before its command line was recorded; restart the plane (down, up) once"
+  local argv=() pid t_stop t_stopped t_start t_ready
+  mapfile -d '' argv < "$ARGV/$name"
+  pid=$(pid_of "$name")
+  t_stop=$(now)
+  if alive "$name"; then
+    # The same grace as `down`: kube-apiserver stops listening at once but
+    # waits up to its request timeout (60 s) for open connections to drain.
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$(( SECONDS + 10 ))
+    while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.05; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  else
+    log "restart: $name was not running (log: $LOGS/$name.log); starting it"
+  fi
+  t_stopped=$(now)
+  # Interrupted while it is down: bring it back rather than leave a plane without it.
+  trap 'start "$name" "${argv[@]}"; exit 130' INT TERM
+  (( down_for == 0 )) || sleep "$down_for"
+  t_start=$(now)
+  start "$name" "${argv[@]}"
+  trap - INT TERM
+  deadline=$(( SECONDS + 90 ))
+  until component_healthy "$name" "${argv[@]:1}" >/dev/null 2>&1; do
+    if ! alive "$name"; then
+      printf 'error: %s exited after its restart; last lines of %s:\n' "$name" "$LOGS/$name.log" >&2
+      tail -n 20 "$LOGS/$name.log" >&2 || true
+      exit 1
+    fi
+    (( SECONDS < deadline )) || die "$name not healthy 90s after its restart (log: $LOGS/$name.log)"
+    sleep 0.1
+  done
+  t_ready=$(now)
+  log "restarted $name (pid $pid -> $(pid_of "$name")): stopped in $(elapsed "$t_stop" "$t_stopped")s, down ${down_for}s, healthy $(elapsed "$t_start" "$t_ready")s after start"
+  # One line on stdout for scripts and tests.
+  echo "$name unavailable for $(elapsed "$t_stop" "$t_ready")s"
+}
+
 case "${1:-}" in
   up) do_up ;;
   down) do_down ;;
@@ -348,5 +440,6 @@ case "${1:-}" in
     grep -q '^CONTAINERD_ADDRESS=' "$STATE" 2>/dev/null \
       || die "no real node in this plane (run dir $RUN_DIR); start it with hack/cluster.sh up (without STATELESS_REAL_NODE=0)"
     "$HACK_DIR/images.sh" import --address "$(sed -n 's/^CONTAINERD_ADDRESS=//p' "$STATE")" "$@" ;;
-  *) echo "usage: $0 up|down|status|kubeconfig|load-images NAME..." >&2; exit 2 ;;
+  restart) shift; do_restart "$@" ;;
+  *) echo "usage: $0 up|down|status|kubeconfig|load-images NAME...|restart COMPONENT [--down SECONDS]" >&2; exit 2 ;;
 esac
