@@ -8,6 +8,7 @@
 //! - [`lint`]: reading manifests from files/stdin and rendering findings.
 //! - [`controller`]: observe → validate → build → apply → status.
 //! - [`webhook`]: validating admission on top of [`rules`].
+//! - [`watch`]: the list+watch streams of both, each with its own backoff.
 //! - [`cli`]: the `stateless-operator` subcommands.
 
 pub mod build;
@@ -18,4 +19,5 @@ pub mod http;
 pub mod lint;
 pub mod metrics;
 pub mod rules;
+pub mod watch;
 pub mod webhook;

@@ -5,7 +5,7 @@
 //! (success, error, panic unwinding) is measured exactly once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -35,6 +35,69 @@ pub struct ViolationLabels {
     pub rule: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    /// Whose watch: `controller` or `webhook`.
+    pub component: String,
+    /// Kind of the watched objects (`StatelessApp`, `Deployment`, `Secret` ...).
+    pub kind: String,
+}
+
+/// Health of the watches (list+watch streams) of the controller and the
+/// webhook, per watched kind. Cheap to clone: every field shares its storage.
+#[derive(Clone, Debug, Default)]
+pub struct WatchMetrics {
+    /// Times a watch began a full list: its first start and every relist
+    /// (after `410 Gone`, or after a failed list).
+    pub restarts: Family<WatchLabels, Counter>,
+    /// Errors a watch returned: connection failures, API errors, `410 Gone`.
+    pub errors: Family<WatchLabels, Counter>,
+    /// Unix time of the last object or list a watch received.
+    pub last_event: Family<WatchLabels, Gauge<f64, AtomicU64>>,
+}
+
+impl WatchMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "stateless_watch_restarts",
+            "Times a watch started over from a full list (its first start and every relist), by component and kind",
+            self.restarts.clone(),
+        );
+        registry.register(
+            "stateless_watch_errors",
+            "Errors returned by a watch (connection failures, API errors, 410 Gone), by component and kind",
+            self.errors.clone(),
+        );
+        registry.register(
+            "stateless_watch_last_event_timestamp_seconds",
+            "Unix time of the last object or list received by a watch, by component and kind",
+            self.last_event.clone(),
+        );
+    }
+
+    /// Show a watch's counters (at 0) from its start, before anything happened.
+    pub fn declare(&self, labels: &WatchLabels) {
+        let _ = self.restarts.get_or_create(labels);
+        let _ = self.errors.get_or_create(labels);
+    }
+
+    pub fn count_restart(&self, labels: &WatchLabels) {
+        self.restarts.get_or_create(labels).inc();
+    }
+
+    pub fn count_error(&self, labels: &WatchLabels) {
+        self.errors.get_or_create(labels).inc();
+    }
+
+    pub fn saw_event(&self, labels: &WatchLabels) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        self.last_event.get_or_create(labels).set(now);
+    }
+}
+
 /// All metrics of the process.
 pub struct Metrics {
     registry: Registry,
@@ -45,6 +108,9 @@ pub struct Metrics {
     pub violations: Family<ViolationLabels, Gauge>,
     /// Admission webhook families, registered by the webhook module.
     pub webhook: crate::webhook::WebhookMetrics,
+    /// Watch health of the controller and the webhook (the webhook's handle
+    /// in [`crate::webhook::WebhookMetrics::watches`] shares this storage).
+    pub watches: WatchMetrics,
     ready: AtomicU64,
 }
 
@@ -81,11 +147,17 @@ impl Metrics {
             "Unwaived statelessness rule violations per StatelessApp and rule",
             violations.clone(),
         );
-        let webhook = crate::webhook::WebhookMetrics::default();
+        let watches = WatchMetrics::default();
+        watches.register(&mut registry);
+        let webhook = crate::webhook::WebhookMetrics {
+            watches: watches.clone(),
+            ..Default::default()
+        };
         webhook.register(&mut registry);
         Self {
             registry,
             webhook,
+            watches,
             reconciliations,
             reconcile_duration,
             writes,
@@ -119,7 +191,13 @@ impl Metrics {
             .inc();
     }
 
-    /// Mark the process ready (`/readyz`): the controller's watches are running.
+    /// Mark the process ready (`/readyz`). The controller clears it while it
+    /// has not listed the StatelessApps of every watched namespace once; a
+    /// replica waiting for the leader Lease is ready (it serves the webhook
+    /// and has nothing to list). Watch errors after that first list do not
+    /// clear it: the cache stays, the watches retry on their own, and an API
+    /// server restart would otherwise take every replica out of its Services
+    /// at once.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(u64::from(ready), Ordering::Relaxed);
     }
@@ -188,5 +266,40 @@ mod tests {
             text.contains("stateless_api_writes_total{kind=\"Deployment\",verb=\"apply\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn watch_families_are_per_component_and_kind() {
+        let metrics = Metrics::new();
+        let apps = WatchLabels {
+            component: "controller".into(),
+            kind: "StatelessApp".into(),
+        };
+        metrics.watches.declare(&apps);
+        let text = metrics.encode().expect("encode");
+        assert!(
+            text.contains(
+                "stateless_watch_restarts_total{component=\"controller\",kind=\"StatelessApp\"} 0"
+            ),
+            "{text}"
+        );
+        metrics.watches.count_restart(&apps);
+        metrics.watches.count_error(&apps);
+        metrics.watches.saw_event(&apps);
+        // The webhook's handle writes into the same registry.
+        let secret = WatchLabels {
+            component: "webhook".into(),
+            kind: "Secret".into(),
+        };
+        metrics.webhook.watches.count_error(&secret);
+        let text = metrics.encode().expect("encode");
+        for line in [
+            "stateless_watch_restarts_total{component=\"controller\",kind=\"StatelessApp\"} 1",
+            "stateless_watch_errors_total{component=\"controller\",kind=\"StatelessApp\"} 1",
+            "stateless_watch_errors_total{component=\"webhook\",kind=\"Secret\"} 1",
+            "stateless_watch_last_event_timestamp_seconds{component=\"controller\",kind=\"StatelessApp\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Reconcile runs as steps (see [`reconcile`]): observe → validate → build
 //! (pure, [`crate::build`]) → apply ([`apply`], zero writes when unchanged) →
-//! status ([`status`], pure condition logic). This module wires the watches,
-//! the shared [`Context`], the error enum and the per-object backoff.
+//! status ([`status`], pure condition logic). This module wires the watches
+//! (each with a backoff of its own, see [`crate::watch`]), the shared
+//! [`Context`], the error enum and the per-object backoff.
 
 pub mod apply;
 pub mod compliance;
@@ -12,25 +13,30 @@ mod reconcile;
 pub mod status;
 
 use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::DynamicObject;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 
 use crate::build::{BuildError, labels};
 use crate::crd::{ConfigKind, DEFAULT_REDIS_IMAGE, StatelessApp};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WatchMetrics};
+use crate::watch::{WatchBackoff, WatchInfo, observed, without_errors};
 
 /// Everything that can make one reconciliation fail. `reason()` is the
 /// CamelCase word used in the Ready condition, Events and metrics.
@@ -282,8 +288,41 @@ fn controller_of(obj: &impl Resource) -> Vec<ObjectRef<StatelessApp>> {
         .collect()
 }
 
+/// `component` label of the controller's watch metrics.
+const COMPONENT: &str = "controller";
+
+/// Said with the 404 of the StatelessApp list.
+const CRD_MISSING: &str = ": the CustomResourceDefinition statelessapps.stateless.dev is not installed; \
+install it with `stateless-operator crd | kubectl apply -f -` (or the Helm chart)";
+
+/// Which watched namespaces have listed their StatelessApps at least once.
+/// Readiness waits for all of them: before its first list a scope has no
+/// cache, so it cannot reconcile anything.
+struct Listed {
+    scopes: Vec<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+impl Listed {
+    fn mark(&self, scope: usize) {
+        if let Some(flag) = self.scopes.get(scope) {
+            flag.store(true, Ordering::Relaxed);
+        }
+        if self.scopes.iter().all(|f| f.load(Ordering::Relaxed)) {
+            self.metrics.set_ready(true);
+        }
+    }
+
+    fn is_listed(&self, scope: usize) -> bool {
+        self.scopes
+            .get(scope)
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+}
+
 /// Run the controller until `shutdown` resolves; in-flight reconciliations
 /// finish first. One controller per watched namespace (or one for all).
+/// Ready (`/readyz`) once every namespace has listed its StatelessApps.
 pub async fn run(
     client: Client,
     settings: Settings,
@@ -300,16 +339,22 @@ pub async fn run(
     } else {
         settings.namespaces.iter().cloned().map(Some).collect()
     };
-    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    let controllers = scopes.into_iter().map(|namespace| {
-        let ctx = ctx.clone();
-        let shutdown = shutdown.clone();
-        let client = client.clone();
-        async move {
-            run_scope(client, namespace, ctx, shutdown).await;
-        }
+    let listed = Arc::new(Listed {
+        scopes: scopes.iter().map(|_| AtomicBool::new(false)).collect(),
+        metrics: metrics.clone(),
     });
-    metrics.set_ready(true);
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    metrics.set_ready(false);
+    let controllers = scopes.into_iter().enumerate().map(|(scope, namespace)| {
+        run_scope(
+            client.clone(),
+            namespace,
+            scope,
+            ctx.clone(),
+            listed.clone(),
+            shutdown.clone(),
+        )
+    });
     futures::future::join_all(controllers).await;
     metrics.set_ready(false);
 }
@@ -325,84 +370,172 @@ where
     }
 }
 
-async fn run_scope(
-    client: Client,
-    namespace: Option<String>,
-    ctx: Arc<Context>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let ns = namespace.as_deref();
+/// Our own children of kind `K` (label-filtered, metadata only): a change
+/// triggers their controlling app.
+fn owned_children<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    metrics: &WatchMetrics,
+) -> impl Stream<Item = watcher::Result<PartialObjectMeta<K>>> + Send + 'static
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + 'static,
+{
     // Only our own children, not every Deployment in the cluster, in the caches.
-    let owned = watcher::Config::default()
+    let config = watcher::Config::default()
         .labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
         .any_semantic();
-    let controller = Controller::new(
-        api_in::<StatelessApp>(&client, ns),
-        watcher::Config::default().any_semantic(),
-    );
-    let store = controller.store();
+    let info = WatchInfo::new(COMPONENT, &K::kind(&()), metrics);
+    without_errors(
+        observed(
+            watcher(api_in::<PartialObjectMeta<K>>(client, namespace), config),
+            info,
+        )
+        .touched_objects(),
+    )
+}
+
+/// Every object of kind `K` in the scope, for a mapper to pick the apps it concerns.
+fn all_of<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    metrics: &WatchMetrics,
+) -> impl Stream<Item = watcher::Result<K>> + Send + 'static
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + 'static,
+{
+    let info = WatchInfo::new(COMPONENT, &K::kind(&()), metrics);
+    without_errors(
+        observed(
+            watcher(
+                api_in::<K>(client, namespace),
+                watcher::Config::default().any_semantic(),
+            ),
+            info,
+        )
+        .touched_objects(),
+    )
+}
+
+async fn run_scope<S>(
+    client: Client,
+    namespace: Option<String>,
+    scope: usize,
+    ctx: Arc<Context>,
+    listed: Arc<Listed>,
+    shutdown: S,
+) where
+    S: std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
+{
+    let ns = namespace.as_deref();
+    let watches = &ctx.metrics.watches;
+    let (store, writer) = reflector::store();
+    let on_listed = listed.clone();
+    let apps = observed(
+        watcher(
+            api_in::<StatelessApp>(&client, ns),
+            watcher::Config::default().any_semantic(),
+        ),
+        WatchInfo::new(COMPONENT, crate::crd::KIND, watches)
+            .when_missing(CRD_MISSING)
+            .on_listed(move || on_listed.mark(scope)),
+    )
+    .reflect(writer)
+    .applied_objects();
     let (cm_store, secret_store) = (store.clone(), store.clone());
-    let (service_store, ingress_store, rule_store) = (store.clone(), store.clone(), store);
-    let mut controller = controller
-        .owns(api_in::<Deployment>(&client, ns), owned.clone())
+    let (service_store, ingress_store, rule_store) = (store.clone(), store.clone(), store.clone());
+    let mut controller = Controller::for_stream(without_errors(apps), store)
+        .owns_stream(owned_children::<Deployment>(&client, ns, watches))
         // Every Service, not only ours: one that selects an app's pods with
         // sessionAffinity is a finding, wherever it came from.
-        .watches(
-            api_in::<Service>(&client, ns),
-            watcher::Config::default().any_semantic(),
-            move |svc| apps_for_service(&service_store, &svc),
-        )
-        .watches(
-            api_in::<Ingress>(&client, ns),
-            watcher::Config::default().any_semantic(),
-            move |ing| apps_in_namespace(&ingress_store, &ing),
-        )
-        .owns(
-            api_in::<HorizontalPodAutoscaler>(&client, ns),
-            owned.clone(),
-        )
-        .owns(api_in::<PodDisruptionBudget>(&client, ns), owned.clone())
-        .owns(api_in::<NetworkPolicy>(&client, ns), owned.clone())
-        .owns(api_in::<PersistentVolumeClaim>(&client, ns), owned)
+        .watches_stream(all_of::<Service>(&client, ns, watches), move |svc| {
+            apps_for_service(&service_store, &svc)
+        })
+        .watches_stream(all_of::<Ingress>(&client, ns, watches), move |ing| {
+            apps_in_namespace(&ingress_store, &ing)
+        })
+        .owns_stream(owned_children::<HorizontalPodAutoscaler>(
+            &client, ns, watches,
+        ))
+        .owns_stream(owned_children::<PodDisruptionBudget>(&client, ns, watches))
+        .owns_stream(owned_children::<NetworkPolicy>(&client, ns, watches))
+        .owns_stream(owned_children::<PersistentVolumeClaim>(
+            &client, ns, watches,
+        ))
         // ConfigMaps and Secrets: the managed ones, and any the pods reference
         // (their content feeds the config hash that rolls the pods).
-        .watches(
-            api_in::<ConfigMap>(&client, ns),
-            watcher::Config::default().any_semantic(),
-            move |cm| apps_for_config(&cm_store, ConfigKind::ConfigMap, &cm),
-        )
-        .watches(
-            api_in::<Secret>(&client, ns),
-            watcher::Config::default().any_semantic(),
-            move |s| apps_for_config(&secret_store, ConfigKind::Secret, &s),
-        );
+        .watches_stream(all_of::<ConfigMap>(&client, ns, watches), move |cm| {
+            apps_for_config(&cm_store, ConfigKind::ConfigMap, &cm)
+        })
+        .watches_stream(all_of::<Secret>(&client, ns, watches), move |s| {
+            apps_for_config(&secret_store, ConfigKind::Secret, &s)
+        });
     // Istio DestinationRules (consistentHash by cookie or source IP) where
-    // Istio is installed; checked once at start.
-    if compliance::destination_rules_served(&client).await {
+    // Istio is installed; checked once at start, which must not hold up a
+    // shutdown while the API server does not answer.
+    let istio = tokio::select! {
+        served = compliance::destination_rules_served(&client) => served,
+        () = shutdown.clone() => return,
+    };
+    if istio {
         let resource = compliance::destination_rule_resource();
         let api = match ns {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
-        controller = controller.watches_with(
-            api,
-            resource,
-            watcher::Config::default().any_semantic(),
+        let rules = without_errors(
+            observed(
+                watcher(api, watcher::Config::default().any_semantic()),
+                WatchInfo::new(COMPONENT, &resource.kind, watches),
+            )
+            .touched_objects(),
+        );
+        controller = controller.watches_stream_with(
+            rules,
             move |rule: DynamicObject| apps_in_namespace(&rule_store, &rule),
+            resource,
         );
     }
-    controller
+    let run = controller
         .with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
         )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, error_policy, ctx)
+        // No watch error reaches the controller (each watch backs off by
+        // itself); should one ever do, it pauses the others only briefly.
+        .trigger_backoff(WatchBackoff::default())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(reconcile::reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!("controller event: {e}");
             }
-        })
-        .await;
+        });
+    // A graceful shutdown lets reconciliations in flight finish, and
+    // kube-runtime holds its workers until the first list of StatelessApps is
+    // in: without that list (API server unreachable, CRD missing) it would
+    // wait for ever. Nothing can be in flight then, so stop at once.
+    let unlisted_shutdown = async {
+        shutdown.await;
+        if listed.is_listed(scope) {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = run => {}
+        () = unlisted_shutdown => tracing::info!(
+            namespace = ns.unwrap_or("(all)"),
+            "stopping before the first list of StatelessApps completed; no reconciliation to wait for"
+        ),
+    }
 }
 
 #[cfg(test)]

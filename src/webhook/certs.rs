@@ -25,14 +25,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::watch_object;
-use kube::{Api, Client};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -44,6 +43,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::tls::{CertStore, TlsError, certified_key, provider};
+use crate::metrics::WatchMetrics;
+use crate::watch::{WatchInfo, observed, without_errors};
 
 /// Secret keys.
 pub const CA_CERT_KEY: &str = "ca.crt";
@@ -583,6 +584,31 @@ impl Builtin {
     }
 }
 
+/// "Something changed" of the one object `name` (each pass reads the
+/// objects itself), from a watch with its own backoff, logs and metrics.
+/// A relist (after an API server restart) counts as a change, so whatever
+/// happened while the watch was away gets a pass.
+fn changes_of<K>(
+    api: Api<K>,
+    name: &str,
+    watches: &WatchMetrics,
+) -> impl Stream<Item = ()> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    without_errors(observed(
+        watcher(api, config),
+        WatchInfo::new("webhook", &K::kind(&()), watches),
+    ))
+    .map(|_| ())
+}
+
 /// Keep the certificate of this replica and the `caBundle` in sync until
 /// `shutdown`: a pass at start, on every change of the Secret or the
 /// configuration (watches), and hourly; failed passes are retried with backoff.
@@ -590,19 +616,13 @@ pub async fn run_builtin(
     client: Client,
     settings: BuiltinSettings,
     store: Arc<CertStore>,
+    watches: WatchMetrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    // Only "something changed" matters; each pass reads the objects itself.
-    let secret_events = watch_object(secrets, &settings.secret)
-        .default_backoff()
-        .map(|_| ())
-        .boxed();
-    let config_events = watch_object(configs, &settings.config_name)
-        .default_backoff()
-        .map(|_| ())
-        .boxed();
+    let secret_events = changes_of(secrets, &settings.secret, &watches).boxed();
+    let config_events = changes_of(configs, &settings.config_name, &watches).boxed();
     let mut events = futures::stream::select(secret_events, config_events);
     let builtin = Builtin::new(client, settings, store);
     tokio::pin!(shutdown);
@@ -625,7 +645,12 @@ pub async fn run_builtin(
                 next = next.min(tokio::time::Instant::now() + Duration::from_millis(50));
             }
             _ = tokio::time::sleep_until(next) => {
-                match builtin.sync().await {
+                // A pass waits for the API server; a shutdown must not.
+                let pass = tokio::select! {
+                    pass = builtin.sync() => pass,
+                    _ = &mut shutdown => return,
+                };
+                match pass {
                     Ok(report) => {
                         tracing::debug!(?report, "webhook certificate pass");
                         retry = Duration::from_secs(1);

@@ -17,9 +17,12 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::Value;
+
+use crate::metrics::WatchMetrics;
+use crate::watch::{WatchInfo, observed};
 
 /// Most claims and ConfigMaps looked up for one object (each kind).
 pub const MAX_REFERENCES: usize = 16;
@@ -197,23 +200,23 @@ pub struct ApiCluster {
 
 impl ApiCluster {
     /// Start the namespace reflector (a task that runs until `shutdown`).
+    /// Its errors are logged and counted by [`crate::watch::observed`].
     pub fn start(
         client: Client,
+        watches: &WatchMetrics,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Arc<Self> {
         let (store, writer) = reflector::store();
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
         let stream = reflector::reflector(
             writer,
-            watcher(api, watcher::Config::default()).default_backoff(),
+            observed(
+                watcher(api, watcher::Config::default()),
+                WatchInfo::new("webhook", "Namespace", watches),
+            ),
         );
         tokio::spawn(async move {
-            let drive = stream.for_each(|event| {
-                if let Err(e) = event {
-                    tracing::warn!("webhook namespace watch: {e}");
-                }
-                futures::future::ready(())
-            });
+            let drive = stream.for_each(|_| futures::future::ready(()));
             tokio::select! {
                 _ = drive => {}
                 _ = shutdown => {}

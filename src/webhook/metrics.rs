@@ -27,6 +27,10 @@ pub struct WebhookMetrics {
     pub duration: Histogram,
     /// Serving certificates loaded (first load and every reload).
     pub certificate_loads: Counter,
+    /// Health of the webhook's watches (certificate Secret, webhook
+    /// configuration, namespaces); registered with the controller's by
+    /// [`crate::metrics::Metrics::new`], which shares its own handle here.
+    pub watches: crate::metrics::WatchMetrics,
 }
 
 impl Default for WebhookMetrics {
@@ -36,6 +40,7 @@ impl Default for WebhookMetrics {
             // 50 µs .. ~0.8 s
             duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 15)),
             certificate_loads: Counter::default(),
+            watches: crate::metrics::WatchMetrics::default(),
         }
     }
 }

@@ -143,11 +143,12 @@ pub async fn start(
                 client.clone(),
                 builtin,
                 store.clone(),
+                metrics.watches.clone(),
                 shutdown.clone(),
             ))
         }
     };
-    let cluster = cluster::ApiCluster::start(client, shutdown.clone());
+    let cluster = cluster::ApiCluster::start(client, &metrics.watches, shutdown.clone());
     let webhook = Arc::new(Webhook::new(cluster, settings.policy, metrics));
     tracing::info!(%addr, "serving the admission webhook (POST /validate)");
     let drain_delay = settings.drain_delay;
