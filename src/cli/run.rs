@@ -196,7 +196,6 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
             &identity,
         )
     });
-    metrics.set_ready(true);
     let mut controller = tokio::spawn(lead_and_run(
         client,
         settings,
@@ -230,9 +229,16 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
     result
 }
 
+/// Longest wait for the Lease release at shutdown.
+const RELEASE_WITHIN: Duration = Duration::from_secs(5);
+
 /// Run the controller, only while leading when an elector is given. Losing
-/// the Lease ends the process with an error: Kubernetes restarts the pod, and
-/// it comes back as a follower — simpler and safer than stopping in place.
+/// the Lease to another replica ends the process with an error: Kubernetes
+/// restarts the pod, and it comes back as a follower — simpler and safer than
+/// stopping in place. Not reaching the API server to renew it (a restart of
+/// the API server) stops the controller at the renew deadline, before the
+/// Lease expires, and makes this replica a candidate again: it takes the
+/// Lease back as soon as the API server answers, if no one else did.
 async fn lead_and_run<F, Fut>(
     client: kube::Client,
     settings: Settings,
@@ -248,18 +254,42 @@ where
         controller::run(client, settings, metrics, stopped()).await;
         return Ok(());
     };
-    tokio::select! {
-        acquired = elector.acquire() => acquired?,
-        _ = stopped() => return Ok(()),
+    loop {
+        // A candidate is ready: it serves the webhook and has nothing to list.
+        metrics.set_ready(true);
+        tokio::select! {
+            () = elector.acquire() => {}
+            () = stopped() => return Ok(()),
+        }
+        // Dropping the controller (when `keep` returns first) aborts its
+        // reconciliations in flight: past the renew deadline none may write.
+        let ended = tokio::select! {
+            () = controller::run(client.clone(), settings.clone(), metrics.clone(), stopped()) => None,
+            why = elector.keep() => Some(why),
+        };
+        match ended {
+            Some(why) if !why.is_lost() => {
+                tracing::warn!(
+                    "stopped reconciling: {why}; taking the Lease again once the API server answers"
+                );
+            }
+            ended => {
+                // Bounded: with the API server away, the successor waits for
+                // the Lease to expire instead of our shutdown waiting for it.
+                match tokio::time::timeout(RELEASE_WITHIN, elector.release()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("releasing the leader Lease: {e}"),
+                    Err(_) => tracing::warn!(
+                        "releasing the leader Lease: no answer within {RELEASE_WITHIN:?}; it expires by itself"
+                    ),
+                }
+                return match ended {
+                    Some(lost) => Err(RunError::Leadership(lost)),
+                    None => Ok(()),
+                };
+            }
+        }
     }
-    let result = tokio::select! {
-        _ = controller::run(client, settings, metrics, stopped()) => Ok(()),
-        lost = elector.keep() => Err(RunError::Leadership(lost)),
-    };
-    if let Err(e) = elector.release().await {
-        tracing::warn!("releasing the leader Lease: {e}");
-    }
-    result
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C (a terminal).

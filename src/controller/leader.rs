@@ -4,9 +4,13 @@
 //! The usual client-go scheme: a holder renews `renewTime` every `renew`
 //! interval; anyone may take a Lease whose `renewTime + leaseDurationSeconds`
 //! has passed. Writes carry the read `resourceVersion`, so two candidates can
-//! never both win. A leader that fails to renew stops leading at once.
+//! never both win. A leader that finds the Lease taken stops leading at once.
+//! One that cannot reach the API server (a restart of it, a network blip)
+//! keeps retrying until its renew deadline (two thirds of the lease
+//! duration, as client-go's 10 s of 15 s) and stops leading only then, well
+//! before anyone else may take the Lease over.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -31,6 +35,22 @@ pub enum LeaderError {
         name: String,
         holder: Option<String>,
     },
+    #[error(
+        "could not renew Lease {namespace}/{name} within {deadline:?} of its last renewal (last error: {last})"
+    )]
+    RenewDeadline {
+        namespace: String,
+        name: String,
+        deadline: Duration,
+        last: String,
+    },
+}
+
+impl LeaderError {
+    /// Someone else holds the Lease now (rather than: we could not reach it).
+    pub fn is_lost(&self) -> bool {
+        matches!(self, LeaderError::Lost { .. })
+    }
 }
 
 /// One candidate for one Lease.
@@ -127,40 +147,117 @@ impl Elector {
         }
     }
 
-    /// Wait until this candidate holds the Lease.
-    pub async fn acquire(&self) -> Result<(), LeaderError> {
-        loop {
-            if self.try_acquire().await? {
-                tracing::info!(lease = %self.name, identity = %self.identity, "became the leader");
-                return Ok(());
-            }
-            tokio::time::sleep(self.renew_every).await;
+    /// How long after its last renewal a leader that cannot renew stops
+    /// leading: two thirds of the lease duration, so it has stopped before
+    /// the Lease expires for the others.
+    pub fn renew_deadline(&self) -> Duration {
+        self.lease_duration * 2 / 3
+    }
+
+    /// Pause between attempts after a failed one.
+    fn retry_every(&self) -> Duration {
+        self.renew_every.min(Duration::from_secs(2))
+    }
+
+    /// [`Self::try_acquire`] that gives up after `limit`: a request to an API
+    /// server that accepted the connection and went away would otherwise
+    /// wait for the client's read timeout, minutes past any lease.
+    async fn try_acquire_within(&self, limit: Duration) -> Result<bool, String> {
+        match tokio::time::timeout(limit, self.try_acquire()).await {
+            Ok(Ok(acquired)) => Ok(acquired),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {limit:?} from the API server for Lease {}/{}",
+                self.namespace, self.name
+            )),
         }
     }
 
-    /// Renew until renewal fails; returns why leadership ended.
-    pub async fn keep(&self) -> LeaderError {
+    /// Wait until this candidate holds the Lease. API errors (the server
+    /// unreachable at start, or restarting) are retried, never fatal.
+    pub async fn acquire(&self) {
+        let mut failing = false;
         loop {
-            tokio::time::sleep(self.renew_every).await;
-            match self.try_acquire().await {
-                Ok(true) => {}
+            match self.try_acquire_within(self.renew_deadline()).await {
+                Ok(true) => {
+                    tracing::info!(lease = %self.name, identity = %self.identity, "became the leader");
+                    return;
+                }
+                Ok(false) => failing = false,
+                Err(e) if !failing => {
+                    tracing::warn!(lease = %self.name, "trying to take the leader Lease: {e}; retrying");
+                    failing = true;
+                }
+                Err(e) => {
+                    tracing::debug!(lease = %self.name, "trying to take the leader Lease: {e}")
+                }
+            }
+            let pause = if failing {
+                self.retry_every()
+            } else {
+                self.renew_every
+            };
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Renew until leadership ends; returns why: the Lease was taken
+    /// ([`LeaderError::Lost`]), or it could not be renewed within
+    /// [`Self::renew_deadline`] ([`LeaderError::RenewDeadline`]).
+    pub async fn keep(&self) -> LeaderError {
+        let mut renewed = Instant::now();
+        let mut pause = self.renew_every;
+        let mut last_error = None;
+        loop {
+            tokio::time::sleep(pause).await;
+            let Some(left) = self.renew_deadline().checked_sub(renewed.elapsed()) else {
+                return self.deadline_passed(
+                    last_error.unwrap_or_else(|| "no renewal attempt in time".into()),
+                );
+            };
+            match self.try_acquire_within(left).await {
+                Ok(true) => {
+                    renewed = Instant::now();
+                    pause = self.renew_every;
+                    last_error = None;
+                }
+                Err(e) => {
+                    if renewed.elapsed() >= self.renew_deadline() {
+                        return self.deadline_passed(e);
+                    }
+                    tracing::warn!(
+                        lease = %self.name,
+                        "renewing the leader Lease: {e}; retrying, still leading for {:?}",
+                        self.renew_deadline().saturating_sub(renewed.elapsed())
+                    );
+                    pause = self.retry_every();
+                    last_error = Some(e);
+                }
                 Ok(false) => {
-                    let holder = self
-                        .api
-                        .get_opt(&self.name)
-                        .await
-                        .ok()
-                        .flatten()
-                        .and_then(|l| l.spec)
-                        .and_then(|s| s.holder_identity);
+                    let holder =
+                        tokio::time::timeout(self.retry_every(), self.api.get_opt(&self.name))
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                            .flatten()
+                            .and_then(|l| l.spec)
+                            .and_then(|s| s.holder_identity);
                     return LeaderError::Lost {
                         namespace: self.namespace.clone(),
                         name: self.name.clone(),
                         holder,
                     };
                 }
-                Err(e) => return e,
             }
+        }
+    }
+
+    fn deadline_passed(&self, last: String) -> LeaderError {
+        LeaderError::RenewDeadline {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            deadline: self.renew_deadline(),
+            last,
         }
     }
 
