@@ -1,0 +1,826 @@
+//! The operator across API server restarts, on the local plane's real API
+//! server: `hack/cluster.sh restart kube-apiserver` stops it (SIGTERM) and
+//! starts it with the same command line under the running operator binary.
+//!
+//! The operator runs with a resync of one hour, so only its watches can
+//! bring a change to the Deployment within the bound used here (30 s).
+//! Every test binary shares the plane's API server, and cargo runs test
+//! binaries one after another; all cases that restart it live in this one
+//! test and run in order, and the plane is left healthy (every node Ready).
+//! The times measured (API server ready → change applied) are printed.
+
+mod support;
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use stateless_operator::crd::{CRD_NAME, StatelessApp};
+
+use support::{
+    TestNamespace, apply_objects, cleanup_in_drop, client, ensure_crd, kubeconfig_path, load_yaml,
+    suffix, wait_ready, wait_until,
+};
+
+/// The functional bound: far below the resync, far above what a watch needs.
+const WITHIN: Duration = Duration::from_secs(30);
+/// Longer than the watches' backoff cap (5 s) and kube-runtime's default (30 s).
+const LONG_OUTAGE_SECONDS: &str = "40";
+const IMAGE: &str = "ghcr.io/stateless-dev/session-demo";
+const LEASE: &str = "stateless-operator-restart";
+const WEBHOOK_SECRET: &str = "restart-webhook-tls";
+/// SIGTERM must end the process well within a kubelet's default grace (30 s).
+const STOPS_WITHIN: Duration = Duration::from_secs(15);
+
+/// A line for the person running the suite. Written to stderr directly:
+/// libtest captures `println!` of passing tests, and these times are the
+/// point of the test.
+fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "restart: {line}");
+}
+
+/// The run dir of the plane, found like its kubeconfig: `STATELESS_RUN_DIR`
+/// or the default. `restart` must act on the plane the tests talk to.
+fn run_dir() -> PathBuf {
+    let cache = std::env::var_os("STATELESS_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("stateless-operator"))
+        })
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/stateless-operator")
+        });
+    let dir = std::env::var_os("STATELESS_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache.join("run"));
+    let ours = dir.join("kubeconfig").canonicalize().ok();
+    assert!(
+        ours.is_some() && ours == kubeconfig_path().canonicalize().ok(),
+        "the restart test restarts the API server of the plane in {} and must talk to that plane: \
+         set STATELESS_RUN_DIR to the plane's run dir and KUBECONFIG to its kubeconfig \
+         (KUBECONFIG=\"$(hack/cluster.sh kubeconfig)\"), or run ./hack/test.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// `hack/cluster.sh ARGS` on the tests' plane; its stdout.
+fn cluster(args: &[&str]) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("hack/cluster.sh");
+    let out = Command::new(&script)
+        .args(args)
+        .env("STATELESS_RUN_DIR", run_dir())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "hack/cluster.sh {args:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The operator binary, out of the cluster with the admin kubeconfig.
+/// SIGTERM on [`OperatorBinary::stop`] or drop.
+struct OperatorBinary {
+    child: Option<Child>,
+    http: SocketAddr,
+    log: PathBuf,
+    identity: String,
+}
+
+impl OperatorBinary {
+    /// `stateless-operator run` with `args` plus the HTTP address, logging to a file.
+    fn spawn(args: &[String], kubeconfig: &std::path::Path, namespace: &str) -> Self {
+        let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let identity = format!("restart-test-{}", suffix());
+        let log = std::env::temp_dir().join(format!("{identity}.log"));
+        let file = std::fs::File::create(&log).expect("operator log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_stateless-operator"))
+            .arg("run")
+            .arg(format!("--http-addr={http}"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", &identity)
+            .env("POD_NAMESPACE", namespace)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the operator binary: {e}"));
+        Self {
+            child: Some(child),
+            http,
+            log,
+            identity,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// GET `path` on the HTTP endpoint: (status, body); (0, "") when unreachable.
+    async fn get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(Ok(mut stream)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect(self.http),
+        )
+        .await
+        else {
+            return (0, String::new());
+        };
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        if stream.write_all(request.as_bytes()).await.is_err() {
+            return (0, String::new());
+        }
+        let mut response = Vec::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+        let response = String::from_utf8_lossy(&response).into_owned();
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// A watch metric of the controller for `kind`; 0 when not exposed yet.
+    async fn watch_metric(&self, family: &str, component: &str, kind: &str) -> f64 {
+        let prefix = format!("{family}{{component=\"{component}\",kind=\"{kind}\"}} ");
+        self.get("/metrics")
+            .await
+            .1
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    async fn restarts(&self, kind: &str) -> f64 {
+        self.watch_metric("stateless_watch_restarts_total", "controller", kind)
+            .await
+    }
+
+    /// Wait until `/readyz` answers `status`; panic with the log after `timeout`.
+    async fn wait_readyz(&mut self, status: u16, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            assert!(self.running(), "the operator exited:\n{}", self.logs());
+            if self.get("/readyz").await.0 == status {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/readyz did not answer {status} within {timeout:?}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGTERM; the process must exit successfully within [`STOPS_WITHIN`].
+    /// Returns how long it took.
+    async fn stop(mut self) -> Duration {
+        let Some(mut child) = self.child.take() else {
+            return Duration::ZERO;
+        };
+        let start = Instant::now();
+        terminate(&child);
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break status;
+            }
+            if start.elapsed() > STOPS_WITHIN {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the operator did not stop within {STOPS_WITHIN:?} of SIGTERM:\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            status.success(),
+            "the operator exited with {status} on SIGTERM:\n{}",
+            self.logs()
+        );
+        // Kept only when something failed (the panics above print it anyway).
+        let _ = std::fs::remove_file(&self.log);
+        start.elapsed()
+    }
+}
+
+/// SIGTERM to exactly this child, by its id.
+fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+impl Drop for OperatorBinary {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&child);
+            for _ in 0..100 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A ValidatingWebhookConfiguration whose caBundle the operator keeps; it
+/// selects no namespace, so no request ever reaches it. Deleted on drop.
+struct WebhookConfig {
+    name: String,
+}
+
+impl WebhookConfig {
+    async fn create(client: &Client, url: &str) -> Self {
+        let name = format!("stateless-restart-{}", suffix());
+        let config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [{
+                "name": "validate.stateless.dev",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Ignore",
+                "clientConfig": {"url": url},
+                "namespaceSelector": {"matchLabels": {"stateless.dev/restart-test": name}},
+                "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments"],
+                           "operations": ["CREATE"], "scope": "Namespaced"}]
+            }]
+        }))
+        .expect("configuration");
+        Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .create(&PostParams::default(), &config)
+            .await
+            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+        Self { name }
+    }
+}
+
+impl Drop for WebhookConfig {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        cleanup_in_drop(move |client| async move {
+            let _ = Api::<ValidatingWebhookConfiguration>::all(client)
+                .delete(&name, &DeleteParams::default())
+                .await;
+        });
+    }
+}
+
+/// Puts the StatelessApp CRD back (as the tests install it) when dropped,
+/// whatever a case did to it.
+struct CrdRestored;
+
+impl Drop for CrdRestored {
+    fn drop(&mut self) {
+        cleanup_in_drop(|client| async move { ensure_crd(&client).await });
+    }
+}
+
+/// Everything the cases share.
+struct Fixture {
+    client: Client,
+    ns: TestNamespace,
+    apps: Api<StatelessApp>,
+    deployments: Api<Deployment>,
+    operator: OperatorBinary,
+    webhook: WebhookConfig,
+}
+
+impl Fixture {
+    /// Patch the app's image (retrying while the API server is still coming
+    /// back) and wait until the Deployment runs it: the time from the call.
+    async fn change_reaches_deployment(&mut self, tag: &str) -> Duration {
+        let start = Instant::now();
+        let image = format!("{IMAGE}:{tag}");
+        let patch = json!({"spec": {"image": image}});
+        let deadline = start + WITHIN;
+        loop {
+            match self
+                .apps
+                .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    report(&format!("patch refused ({e}); retrying"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("the API server refused the spec change for {WITHIN:?}: {e}"),
+            }
+        }
+        loop {
+            let current = self
+                .deployments
+                .get_opt("web")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|d| d.spec)
+                .and_then(|s| s.template.spec)
+                .and_then(|p| p.containers.first().and_then(|c| c.image.clone()));
+            if current.as_deref() == Some(image.as_str()) {
+                return start.elapsed();
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "spec.image {image} had not reached Deployment web {WITHIN:?} after the change \
+                     (it has {current:?}); the resync is an hour away, so a watch missed it. \
+                     Operator log:\n{}",
+                    self.operator.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The operator holds the Lease, renewed after `since`.
+    async fn wait_leading_since(&self, since: jiff::Timestamp) -> Duration {
+        let start = Instant::now();
+        let leases: Api<Lease> = self.ns.api();
+        let identity = self.operator.identity.clone();
+        wait_until(
+            WITHIN,
+            &format!("{identity} holding Lease {LEASE}, renewed after {since}"),
+            || async {
+                leases
+                    .get_opt(LEASE)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|l| l.spec)
+                    .is_some_and(|s| {
+                        s.holder_identity.as_deref() == Some(identity.as_str())
+                            && s.renew_time.is_some_and(|t| t.0 > since)
+                    })
+            },
+        )
+        .await;
+        start.elapsed()
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        self.ns.api()
+    }
+
+    async fn ca_bundle(&self) -> Option<Vec<u8>> {
+        Api::<ValidatingWebhookConfiguration>::all(self.client.clone())
+            .get_opt(&self.webhook.name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.webhooks)
+            .and_then(|w| w.into_iter().next())
+            .and_then(|w| w.client_config.ca_bundle)
+            .map(|b| b.0)
+    }
+
+    async fn secret_ca(&self) -> Option<(String, Vec<u8>)> {
+        let secret = self
+            .secrets()
+            .get_opt(WEBHOOK_SECRET)
+            .await
+            .ok()
+            .flatten()?;
+        let uid = secret.uid()?;
+        let ca = secret.data?.get("ca.crt")?.0.clone();
+        Some((uid, ca))
+    }
+
+    /// The caBundle is this Secret's CA.
+    async fn ca_bundle_matches_secret(&self, uid: Option<&str>) -> bool {
+        let Some((secret_uid, ca)) = self.secret_ca().await else {
+            return false;
+        };
+        uid.is_none_or(|u| u != secret_uid) && self.ca_bundle().await == Some(ca)
+    }
+
+    /// The webhook's certificate sync reacts to both of its watches: a
+    /// removed caBundle is put back, a deleted Secret is made again (new CA)
+    /// and its CA goes into the caBundle. The times taken.
+    async fn webhook_reacts(&self) -> (Duration, Duration) {
+        let configs = Api::<ValidatingWebhookConfiguration>::all(self.client.clone());
+        let remove: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "remove", "path": "/webhooks/0/clientConfig/caBundle"}
+        ]))
+        .expect("patch");
+        let start = Instant::now();
+        configs
+            .patch(
+                &self.webhook.name,
+                &PatchParams::default(),
+                &Patch::Json::<()>(remove),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("removing the caBundle: {e}"));
+        wait_until(WITHIN, "the caBundle put back", || {
+            self.ca_bundle_matches_secret(None)
+        })
+        .await;
+        let restored = start.elapsed();
+
+        let (old_uid, _) = self.secret_ca().await.expect("the webhook Secret");
+        let start = Instant::now();
+        self.secrets()
+            .delete(WEBHOOK_SECRET, &DeleteParams::default())
+            .await
+            .unwrap_or_else(|e| panic!("deleting the webhook Secret: {e}"));
+        wait_until(
+            WITHIN,
+            "a new webhook Secret, its CA in the caBundle",
+            || self.ca_bundle_matches_secret(Some(&old_uid)),
+        )
+        .await;
+        (restored, start.elapsed())
+    }
+
+    /// One case: after the API server is ready (`since` it was), a spec
+    /// change reaches the Deployment, the Lease is held again, the webhook
+    /// sync still reacts, and the watches started over.
+    async fn after_outage(&mut self, case: &str, tag: &str, restarts_before: f64) {
+        let since = jiff::Timestamp::now();
+        let applied = self.change_reaches_deployment(tag).await;
+        report(&format!(
+            "{case}: API server ready -> change applied to the Deployment in {:.2}s",
+            applied.as_secs_f64()
+        ));
+        let leading = self.wait_leading_since(since).await;
+        report(&format!(
+            "{case}: Lease {LEASE} held and renewed by the operator {:.2}s later",
+            leading.as_secs_f64()
+        ));
+        let (restored, renewed) = self.webhook_reacts().await;
+        report(&format!(
+            "{case}: webhook caBundle put back in {:.2}s, deleted Secret replaced and its CA in the caBundle in {:.2}s",
+            restored.as_secs_f64(),
+            renewed.as_secs_f64()
+        ));
+        let restarts = self.operator.restarts("StatelessApp").await;
+        assert!(
+            restarts > restarts_before,
+            "{case}: stateless_watch_restarts_total{{kind=\"StatelessApp\"}} stayed at {restarts} \
+             across the outage (before: {restarts_before})"
+        );
+        assert!(
+            self.operator.running(),
+            "{case}: the operator exited:\n{}",
+            self.operator.logs()
+        );
+    }
+}
+
+fn app(name: &str) -> serde_json::Value {
+    let mut app = load_yaml("examples/basic.yaml").remove(0);
+    app["metadata"]["name"] = json!(name);
+    app
+}
+
+async fn setup() -> Fixture {
+    let client = client().await;
+    ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client, "restart").await;
+    let webhook_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let webhook = WebhookConfig::create(
+        &client,
+        &format!("https://127.0.0.1:{}/validate", webhook_addr.port()),
+    )
+    .await;
+    apply_objects(&client, &ns.name, &[app("web")]).await;
+    let args: Vec<String> = [
+        format!("--namespace={}", ns.name),
+        "--resync-seconds=3600".to_string(),
+        "--leader-elect".to_string(),
+        format!("--leader-election-namespace={}", ns.name),
+        format!("--leader-election-lease={LEASE}"),
+        format!("--webhook-addr={webhook_addr}"),
+        format!("--webhook-config-name={}", webhook.name),
+        format!("--webhook-secret={WEBHOOK_SECRET}"),
+        format!("--operator-namespace={}", ns.name),
+        "--webhook-extra-san=127.0.0.1".to_string(),
+        "--log-level=info,stateless_operator=debug".to_string(),
+    ]
+    .into();
+    let mut operator = OperatorBinary::spawn(&args, &kubeconfig_path(), &ns.name);
+    operator.wait_readyz(200, Duration::from_secs(60)).await;
+    let apps: Api<StatelessApp> = ns.api();
+    wait_ready(&apps, "web", Duration::from_secs(90)).await;
+    let deployments = ns.api();
+    let mut fixture = Fixture {
+        client,
+        ns,
+        apps,
+        deployments,
+        operator,
+        webhook,
+    };
+    let since = jiff::Timestamp::now();
+    fixture.wait_leading_since(since).await;
+    wait_until(WITHIN, "the webhook caBundle set", || {
+        fixture.ca_bundle_matches_secret(None)
+    })
+    .await;
+    // The idle converged state, before any outage: watches work at all.
+    let applied = fixture.change_reaches_deployment("before").await;
+    report(&format!(
+        "no outage: change applied to the Deployment in {:.2}s",
+        applied.as_secs_f64()
+    ));
+    fixture
+}
+
+/// The API server stops (SIGTERM) and starts again with the same command line.
+async fn restart_case(f: &mut Fixture) {
+    let before = f.operator.restarts("StatelessApp").await;
+    report(&cluster(&["restart", "kube-apiserver"]));
+    f.after_outage("restart", "after-restart", before).await;
+}
+
+/// The API server closes the StatelessApp watches (a CRD spec update tears
+/// its storage down); the writes just before leave the operator's
+/// resourceVersion behind the new watch cache, so the resume gets 410 Gone.
+async fn closed_watch_case(f: &mut Fixture) {
+    let _restore = CrdRestored;
+    let crds: Api<CustomResourceDefinition> = Api::all(f.client.clone());
+    let log = run_dir().join("logs/kube-apiserver.log");
+    let closes = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("Terminating all watchers from cacher statelessapps.stateless.dev")
+            .count()
+    };
+    let (closes_before, restarts_before, errors_before) = (
+        closes(),
+        f.operator.restarts("StatelessApp").await,
+        f.operator
+            .watch_metric("stateless_watch_errors_total", "controller", "StatelessApp")
+            .await,
+    );
+    let configs: Api<ConfigMap> = f.ns.api();
+    for i in 0..3 {
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(format!("rv-bump-{i}")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        configs
+            .create(&PostParams::default(), &cm)
+            .await
+            .unwrap_or_else(|e| panic!("creating ConfigMap rv-bump-{i}: {e}"));
+    }
+    let add: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "add", "path": "/spec/names/categories", "value": ["stateless-restart-test"]}
+    ]))
+    .expect("patch");
+    crds.patch(CRD_NAME, &PatchParams::default(), &Patch::Json::<()>(add))
+        .await
+        .unwrap_or_else(|e| panic!("changing the CRD's categories: {e}"));
+    wait_until(
+        WITHIN,
+        "the API server closing the StatelessApp watches (its log)",
+        || async { closes() > closes_before },
+    )
+    .await;
+    wait_until(WITHIN, "the StatelessApp watch listing again", || async {
+        f.operator.restarts("StatelessApp").await > restarts_before
+    })
+    .await;
+    let errors = f
+        .operator
+        .watch_metric("stateless_watch_errors_total", "controller", "StatelessApp")
+        .await;
+    assert!(
+        errors > errors_before,
+        "the resume after the close should have been refused (410 Gone); errors stayed at {errors}"
+    );
+    report("watch closed by the API server: resumed, 410 Gone, listed again");
+    let applied = f.change_reaches_deployment("after-close").await;
+    report(&format!(
+        "watch closed by the API server: change applied to the Deployment in {:.2}s",
+        applied.as_secs_f64()
+    ));
+    let remove: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "remove", "path": "/spec/names/categories"}
+    ]))
+    .expect("patch");
+    crds.patch(
+        CRD_NAME,
+        &PatchParams::default(),
+        &Patch::Json::<()>(remove),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("restoring the CRD's categories: {e}"));
+}
+
+/// The API server away for longer than any watch backoff cap.
+async fn long_outage_case(f: &mut Fixture) {
+    let before = f.operator.restarts("StatelessApp").await;
+    report(&cluster(&[
+        "restart",
+        "kube-apiserver",
+        "--down",
+        LONG_OUTAGE_SECONDS,
+    ]));
+    f.after_outage(
+        &format!("down {LONG_OUTAGE_SECONDS}s"),
+        "after-long-outage",
+        before,
+    )
+    .await;
+}
+
+/// Before its first list of StatelessApps the operator is not ready, and
+/// SIGTERM ends it at once: with the API server unreachable at start.
+async fn unreachable_at_start_case(namespace: &str) {
+    let dir = std::env::temp_dir().join(format!("restart-unreachable-{}", suffix()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut kubeconfig =
+        kube::config::Kubeconfig::read_from(kubeconfig_path()).expect("kubeconfig");
+    let closed = format!("https://127.0.0.1:{}", free_port());
+    for cluster in &mut kubeconfig.clusters {
+        if let Some(c) = cluster.cluster.as_mut() {
+            c.server = Some(closed.clone());
+        }
+    }
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&kubeconfig).expect("kubeconfig json"),
+    )
+    .expect("writing the kubeconfig");
+    let webhook_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let args: Vec<String> = [
+        format!("--namespace={namespace}"),
+        format!("--webhook-addr={webhook_addr}"),
+        format!("--operator-namespace={namespace}"),
+    ]
+    .into();
+    let mut operator = OperatorBinary::spawn(&args, &path, namespace);
+    operator.wait_readyz(503, Duration::from_secs(30)).await;
+    wait_until(WITHIN, "the failing watch logged", || async {
+        operator.logs().contains("watch failed")
+    })
+    .await;
+    assert_eq!(
+        operator.get("/healthz").await.0,
+        200,
+        "alive while not ready"
+    );
+    let took = operator.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    report(&format!(
+        "API server unreachable at start: not ready, SIGTERM took {:.2}s (3 s of it the webhook's drain delay)",
+        took.as_secs_f64()
+    ));
+}
+
+/// The same with the CRD missing: an error saying how to install it, not
+/// ready, SIGTERM at once; a second process becomes ready once it is installed.
+async fn missing_crd_case(client: &Client, namespace: &str) {
+    let _restore = CrdRestored;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.delete(CRD_NAME, &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("deleting the CRD: {e}"));
+    let apps: Api<StatelessApp> = Api::namespaced(client.clone(), namespace);
+    wait_until(WITHIN, "the StatelessApp API gone", || async {
+        matches!(apps.list(&Default::default()).await, Err(kube::Error::Api(s)) if s.code == 404)
+    })
+    .await;
+    let args: Vec<String> = [
+        format!("--namespace={namespace}"),
+        "--webhook-addr=off".to_string(),
+    ]
+    .into();
+    let mut first = OperatorBinary::spawn(&args, &kubeconfig_path(), namespace);
+    let mut second = OperatorBinary::spawn(&args, &kubeconfig_path(), namespace);
+    first.wait_readyz(503, Duration::from_secs(30)).await;
+    let said = |logs: String| {
+        logs.lines().any(|l| {
+            l.contains("ERROR")
+                && l.contains("statelessapps.stateless.dev is not installed")
+                && l.contains("stateless-operator crd")
+        })
+    };
+    wait_until(WITHIN, "an ERROR line naming the missing CRD", || async {
+        said(first.logs())
+    })
+    .await;
+    let took = first.stop().await;
+    report(&format!(
+        "CRD missing: error logged, not ready, SIGTERM took {:.2}s",
+        took.as_secs_f64()
+    ));
+    second.wait_readyz(503, Duration::from_secs(30)).await;
+    ensure_crd(client).await;
+    let start = Instant::now();
+    second.wait_readyz(200, WITHIN).await;
+    report(&format!(
+        "CRD installed later: ready {:.2}s after it was Established",
+        start.elapsed().as_secs_f64()
+    ));
+    second.stop().await;
+}
+
+/// Leave the plane as found: every node Ready and untainted by the outage.
+async fn nodes_ready(client: &Client) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_until(
+        Duration::from_secs(120),
+        "every node Ready again",
+        || async {
+            nodes.list(&Default::default()).await.is_ok_and(|list| {
+                list.items.iter().all(|n| {
+                    let ready = n
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|cs| {
+                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        });
+                    let tainted =
+                        n.spec
+                            .as_ref()
+                            .and_then(|s| s.taints.as_ref())
+                            .is_some_and(|ts| {
+                                ts.iter()
+                                    .any(|t| t.key.starts_with("node.kubernetes.io/unreachable"))
+                            });
+                    ready && !tainted
+                })
+            })
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn changes_reach_the_deployment_across_api_server_restarts() {
+    let mut f = setup().await;
+    restart_case(&mut f).await;
+    closed_watch_case(&mut f).await;
+    long_outage_case(&mut f).await;
+    let Fixture {
+        client,
+        ns,
+        operator,
+        ..
+    } = f;
+    let took = operator.stop().await;
+    report(&format!(
+        "leader after the outages: SIGTERM took {:.2}s",
+        took.as_secs_f64()
+    ));
+    nodes_ready(&client).await;
+    unreachable_at_start_case(&ns.name).await;
+    missing_crd_case(&client, &ns.name).await;
+}
