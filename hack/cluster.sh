@@ -92,6 +92,15 @@ start() { # start <component> <binary> args...
   done
 }
 
+# stop_group <pid>: SIGTERM to the process group `start` made, up to 10 s
+# for it to exit, then SIGKILL.
+stop_group() {
+  local pid="$1" deadline=$(( SECONDS + 10 ))
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.05; done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+}
+
 fail_component() {
   local name="$1" why="$2"
   printf 'error: %s %s; last lines of %s:\n' "$name" "$why" "$LOGS/$name.log" >&2
@@ -400,10 +409,7 @@ do_restart() {
   if alive "$name"; then
     # The same grace as `down`: kube-apiserver stops listening at once but
     # waits up to its request timeout (60 s) for open connections to drain.
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$(( SECONDS + 10 ))
-    while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.05; done
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    stop_group "$pid"
   else
     log "restart: $name was not running (log: $LOGS/$name.log); starting it"
   fi

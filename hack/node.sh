@@ -508,15 +508,11 @@ node_teardown_host() {
 
 node_down() {
   [[ -d "$NODE_DIR" || -f "$NODE_OWNER_FILE" && "$(cat "$NODE_OWNER_FILE" 2>/dev/null)" == "$RUN_DIR" ]] || return 0
-  local c pid
-  # kubelet first, so it does not restart what is being stopped.
+  local c
+  # In order, kubelet before containerd, so it does not restart what is being stopped.
   for c in "${NODE_COMPONENTS[@]}"; do
     alive "$c" || continue
-    pid=$(pid_of "$c")
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$(( SECONDS + 10 ))
-    while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    stop_group "$(pid_of "$c")"
   done
   node_teardown_host "$RUN_DIR"
   [[ "$(cat "$NODE_OWNER_FILE" 2>/dev/null)" == "$RUN_DIR" ]] && rm -f "$NODE_OWNER_FILE"
