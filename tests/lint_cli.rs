@@ -576,3 +576,45 @@ fn misspelt_waiver_is_a_low_finding_naming_the_valid_rules() {
         "{message}"
     );
 }
+
+#[test]
+fn cr_only_line_ends_lose_no_document() {
+    let input = "apiVersion: v1\rkind: Service\rmetadata: {name: a}\rspec: {selector: {app: a}, \
+                 sessionAffinity: ClientIP}\r---\rapiVersion: v1\rkind: Service\rmetadata: {name: b}\r\
+                 spec: {selector: {app: b}, sessionAffinity: ClientIP}\r";
+    let out = lint_stdin(&["--format", "json"], input);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines: Vec<u64> = json_findings(&out)
+        .iter()
+        .filter_map(|f| f["line"].as_u64())
+        .collect();
+    assert_eq!(lines, [4, 9]);
+}
+
+#[test]
+fn invalid_utf8_names_line_and_offset_and_lints_the_other_documents() {
+    let dir = std::env::temp_dir().join(format!("lint-utf8-{}", std::process::id()));
+    let file = dir.join("bin.yaml");
+    let written = std::fs::create_dir_all(&dir).and_then(|_| {
+        std::fs::write(
+            &file,
+            b"apiVersion: v1\nkind: Service\nmetadata: {name: \"a\xff\"}\n---\napiVersion: v1\n\
+              kind: Service\nmetadata: {name: b}\nspec: {selector: {app: b}, sessionAffinity: ClientIP}\n",
+        )
+    });
+    assert!(written.is_ok(), "{written:?}");
+    let path = file.display().to_string();
+    let out = lint(&["--format", "json", &path]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2), "read errors win over findings");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{path}:3: not valid UTF-8 text (byte offset 48)")),
+        "{err}"
+    );
+    let names: Vec<Value> = json_findings(&out)
+        .iter()
+        .map(|f| f["name"].clone())
+        .collect();
+    assert_eq!(names, ["b"]);
+}

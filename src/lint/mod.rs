@@ -15,8 +15,8 @@ mod render;
 
 pub use read::{Loaded, ReadError, collect_files, load_paths, load_str};
 pub use render::{
-    TextOptions, render_catalogue_json, render_catalogue_markdown, render_catalogue_text,
-    render_json, render_sarif, render_text,
+    TextOptions, escape_text, render_catalogue_json, render_catalogue_markdown,
+    render_catalogue_text, render_json, render_sarif, render_text,
 };
 
 use crate::rules::{Config, Finding, evaluate};

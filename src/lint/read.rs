@@ -1,14 +1,18 @@
 //! Reading manifests: files, directories and stdin; multi-document YAML
 //! streams, JSON, `kind: List`; document and field line numbers.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
-use serde_saphyr::{DuplicateKeyPolicy, Options, SnippetMode, Spanned};
+use serde_saphyr::budget::BudgetBreach;
+use serde_saphyr::{
+    DefaultMessageFormatter, DuplicateKeyPolicy, MessageFormatter, Options, SnippetMode, Spanned,
+};
 
 use crate::rules::{Finding, Object, sort_findings};
 
@@ -21,8 +25,16 @@ pub enum ReadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{file}: not valid UTF-8 text")]
-    NotUtf8 { file: String },
+    #[error(
+        "{file}:{line}: not valid UTF-8 text (byte offset {offset}); this document is skipped, \
+         the others are read"
+    )]
+    NotUtf8 {
+        file: String,
+        line: usize,
+        /// 0-based offset in the file of the first invalid byte.
+        offset: usize,
+    },
     #[error("{file}:{line}: invalid YAML: {message}")]
     Yaml {
         file: String,
@@ -48,7 +60,7 @@ impl ReadError {
     pub fn file(&self) -> &str {
         match self {
             ReadError::Io { file, .. }
-            | ReadError::NotUtf8 { file }
+            | ReadError::NotUtf8 { file, .. }
             | ReadError::Yaml { file, .. }
             | ReadError::NotAnObject { file, .. }
             | ReadError::BadList { file, .. } => file,
@@ -58,8 +70,9 @@ impl ReadError {
     /// 1-based line, when the error is about one document.
     pub fn line(&self) -> Option<usize> {
         match self {
-            ReadError::Io { .. } | ReadError::NotUtf8 { .. } => None,
-            ReadError::Yaml { line, .. }
+            ReadError::Io { .. } => None,
+            ReadError::NotUtf8 { line, .. }
+            | ReadError::Yaml { line, .. }
             | ReadError::NotAnObject { line, .. }
             | ReadError::BadList { line, .. } => Some(*line),
         }
@@ -516,11 +529,109 @@ fn yaml_options() -> Options {
     options
 }
 
+/// Parser messages for people: the parser's defaults name its own API
+/// (`use from_str_multiple...`) or print a Rust value (`Depth { depth: 65 }`).
+struct Messages;
+
+impl MessageFormatter for Messages {
+    fn format_message<'a>(&self, err: &'a serde_saphyr::Error) -> Cow<'a, str> {
+        match err {
+            serde_saphyr::Error::Budget { breach, .. } => Cow::Owned(limit_message(breach)),
+            serde_saphyr::Error::MultipleDocuments { .. } => {
+                Cow::Borrowed("a second document starts here; separate documents with a `---` line")
+            }
+            other => DefaultMessageFormatter.format_message(other),
+        }
+    }
+}
+
+/// A reader limit, in words.
+fn limit_message(breach: &BudgetBreach) -> String {
+    let what = match breach {
+        BudgetBreach::Depth { depth } => {
+            format!("mappings and lists are nested {depth} levels deep")
+        }
+        BudgetBreach::Events { events } => format!("the document has over {events} YAML events"),
+        BudgetBreach::Nodes { nodes } => format!("the document has over {nodes} values"),
+        BudgetBreach::Aliases { aliases } => format!("the document uses {aliases} aliases"),
+        BudgetBreach::Anchors { anchors } => format!("the document defines {anchors} anchors"),
+        BudgetBreach::Documents { documents } => {
+            format!("the stream has over {documents} documents")
+        }
+        BudgetBreach::ScalarBytes { total_scalar_bytes } => {
+            format!("the document's text values add up to {total_scalar_bytes} bytes")
+        }
+        BudgetBreach::MergeKeys { merge_keys } => {
+            format!("the document uses {merge_keys} merge keys (`<<`)")
+        }
+        BudgetBreach::AliasAnchorRatio { aliases, anchors } => {
+            format!("{aliases} aliases expand {anchors} anchors (an alias bomb?)")
+        }
+        BudgetBreach::SequenceUnbalanced => "the document's structure is unbalanced".to_string(),
+        _ => "the document is larger or more deeply nested than a manifest can be".to_string(),
+    };
+    format!("{what}, more than the reader allows; is this a Kubernetes manifest?")
+}
+
+/// Line ends as YAML reads them: a lone CR (old Mac files, some editors)
+/// ends a line too, so it becomes LF; CRLF is left alone.
+fn normalize_line_ends(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let lone_cr = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !(0..bytes.len()).any(lone_cr) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() != Some(&'\n') {
+            out.push('\n');
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Read one YAML (or JSON) stream. `file` is the name to report (`-` for stdin).
 pub fn load_str(text: &str, file: &str) -> Loaded {
+    load_text(text, file, &[])
+}
+
+/// An invalid UTF-8 sequence: 1-based line and 0-based byte offset in the file.
+#[derive(Debug, Clone, Copy)]
+struct BadBytes {
+    line: usize,
+    offset: usize,
+}
+
+/// Read a stream whose `bad` lines held invalid UTF-8 (replaced by U+FFFD):
+/// the documents covering them are reported and skipped, the others read.
+fn load_text(text: &str, file: &str, bad: &[BadBytes]) -> Loaded {
     let mut loaded = Loaded::default();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    for doc in split_documents(text) {
+    let text = normalize_line_ends(text);
+    let docs = split_documents(&text);
+    let mut reported = vec![false; bad.len()];
+    for doc in docs {
+        let last_line = doc.first_line + doc.text.lines().count().saturating_sub(1);
+        let mut skip = false;
+        for (i, b) in bad.iter().enumerate() {
+            if (doc.first_line..=last_line).contains(&b.line) {
+                if !skip {
+                    loaded.errors.push(ReadError::NotUtf8 {
+                        file: file.to_string(),
+                        line: b.line,
+                        offset: b.offset,
+                    });
+                }
+                skip = true;
+                reported[i] = true;
+            }
+        }
+        if skip {
+            continue;
+        }
         let offset = doc.first_line - 1;
         match serde_saphyr::from_str_with_options::<Spanned<Located>>(&doc.text, yaml_options()) {
             Ok(spanned) => {
@@ -535,6 +646,7 @@ pub fn load_str(text: &str, file: &str) -> Loaded {
                     .filter(|&l| l > offset)
                     .unwrap_or(doc.first_line);
                 let message = err.render_with_options(serde_saphyr::render_options! {
+                    formatter: &Messages,
                     snippets: SnippetMode::Off,
                     line_offset: offset as u64,
                 });
@@ -546,7 +658,37 @@ pub fn load_str(text: &str, file: &str) -> Loaded {
             }
         }
     }
+    // Invalid bytes outside every document (in a comment): still an error.
+    if let Some((b, _)) = bad.iter().zip(&reported).find(|(_, r)| !**r) {
+        loaded.errors.push(ReadError::NotUtf8 {
+            file: file.to_string(),
+            line: b.line,
+            offset: b.offset,
+        });
+    }
     loaded
+}
+
+/// Decode `bytes` as UTF-8, replacing each invalid sequence with U+FFFD and
+/// noting where it was.
+fn decode_lossy(bytes: &[u8]) -> (String, Vec<BadBytes>) {
+    let mut text = String::with_capacity(bytes.len());
+    let mut bad = Vec::new();
+    let mut line = 1;
+    let mut offset = 0;
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        line += valid.matches(['\n']).count();
+        text.push_str(valid);
+        offset += valid.len();
+        let invalid = chunk.invalid();
+        if !invalid.is_empty() {
+            bad.push(BadBytes { line, offset });
+            text.push('\u{fffd}');
+            offset += invalid.len();
+        }
+    }
+    (text, bad)
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -557,39 +699,62 @@ fn is_manifest(path: &Path) -> bool {
 
 /// Expand directories (recursively, `*.yaml`, `*.yml`, `*.json`, sorted)
 /// into files; files named explicitly are kept whatever their extension.
+/// Each directory and each file is visited once by its canonical path, so
+/// symlink loops end and a file reached by two links is read once.
 pub fn collect_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<ReadError>) {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
+    let mut walk = Walk::default();
     for p in paths {
         if p.as_os_str() == "-" {
-            files.push(p.clone());
+            walk.files.push(p.clone());
         } else if p.is_dir() {
-            walk(p, &mut files, &mut errors);
+            walk.dir(p);
         } else {
-            files.push(p.clone());
+            walk.files.push(p.clone());
         }
     }
-    (files, errors)
+    (walk.files, walk.errors)
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ReadError>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(source) => {
-            errors.push(ReadError::Io {
-                file: dir.display().to_string(),
-                source,
-            });
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    errors: Vec<ReadError>,
+    /// Canonical paths of the directories and files already taken.
+    seen: HashSet<PathBuf>,
+}
+
+impl Walk {
+    /// Whether `path` is new (by canonical path; unresolvable paths are new
+    /// and fail when read).
+    fn first_visit(&mut self, path: &Path) -> bool {
+        match std::fs::canonicalize(path) {
+            Ok(canonical) => self.seen.insert(canonical),
+            Err(_) => true,
+        }
+    }
+
+    fn dir(&mut self, dir: &Path) {
+        if !self.first_visit(dir) {
             return;
         }
-    };
-    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    children.sort();
-    for child in children {
-        if child.is_dir() {
-            walk(&child, files, errors);
-        } else if is_manifest(&child) {
-            files.push(child);
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(source) => {
+                self.errors.push(ReadError::Io {
+                    file: dir.display().to_string(),
+                    source,
+                });
+                return;
+            }
+        };
+        let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        children.sort();
+        for child in children {
+            if child.is_dir() {
+                self.dir(&child);
+            } else if is_manifest(&child) && self.first_visit(&child) {
+                self.files.push(child);
+            }
         }
     }
 }
@@ -621,7 +786,10 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
         }
         match String::from_utf8(bytes) {
             Ok(text) => loaded.merge(load_str(&text, &name)),
-            Err(_) => loaded.errors.push(ReadError::NotUtf8 { file: name }),
+            Err(err) => {
+                let (text, bad) = decode_lossy(err.as_bytes());
+                loaded.merge(load_text(&text, &name, &bad));
+            }
         }
     }
     loaded
@@ -703,5 +871,124 @@ mod tests {
             loaded.errors[0],
             ReadError::NotAnObject { line: 1, .. }
         ));
+    }
+
+    #[test]
+    fn cr_only_line_ends_are_line_ends() {
+        let text = "apiVersion: v1\rkind: ConfigMap\rmetadata:\r  name: a\r---\rapiVersion: v1\r\
+                    kind: ConfigMap\rmetadata: {name: b}\r";
+        let loaded = load_str(text, "cr.yaml");
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let lines: Vec<usize> = loaded
+            .objects
+            .iter()
+            .filter_map(|o| o.source.as_ref().map(|s| s.line))
+            .collect();
+        assert_eq!(lines, [1, 6]);
+        let tree = &loaded.trees[&("cr.yaml".to_string(), 1)];
+        assert_eq!(tree.locate("metadata.name"), 4);
+        // CRLF stays one line end.
+        let crlf = load_str("a: 1\r\n---\r\nb: 2\r\nc: 3\r\n", "crlf.yaml");
+        assert_eq!(crlf.objects.len(), 2);
+        assert_eq!(crlf.objects[1].source.as_ref().map(|s| s.line), Some(3));
+    }
+
+    #[test]
+    fn parser_messages_name_no_library_function_and_no_rust_value() {
+        // `--- x` with a tab after the marker: the splitter keeps one
+        // document, the parser sees two.
+        let err = serde_saphyr::from_str_with_options::<Spanned<Located>>(
+            "a: 1\n---\nb: 2\n",
+            yaml_options(),
+        )
+        .err()
+        .map(|e| {
+            e.render_with_options(serde_saphyr::render_options! {
+                formatter: &Messages,
+                snippets: SnippetMode::Off,
+            })
+        })
+        .unwrap_or_default();
+        assert!(err.contains("separate documents"), "{err}");
+        assert!(!err.contains("from_str"), "{err}");
+
+        let deep = format!("a: {}{}\n", "[".repeat(70), "]".repeat(70));
+        // A debug build's test thread has less stack than the CLI's main thread.
+        let message = std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(move || {
+                let loaded = load_str(&deep, "deep.yaml");
+                loaded
+                    .errors
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            })
+            .ok()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        assert!(
+            message.starts_with("deep.yaml:1: invalid YAML: "),
+            "{message}"
+        );
+        assert!(message.contains("nested 65 levels deep"), "{message}");
+        for debug in ["budget breached", "Depth {", "{ depth"] {
+            assert!(!message.contains(debug), "{message}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_reports_line_and_offset_and_reads_the_other_documents() {
+        let mut bytes = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n".to_vec();
+        let bad_at = bytes.len() + "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b".len();
+        bytes.extend_from_slice(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b\xff}\n---\n");
+        bytes.extend_from_slice(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n");
+        let (text, bad) = decode_lossy(&bytes);
+        let loaded = load_text(&text, "bin.yaml", &bad);
+        let names: Vec<&str> = loaded
+            .objects
+            .iter()
+            .filter_map(|o| o.value["metadata"]["name"].as_str())
+            .collect();
+        assert_eq!(names, ["a", "c"]);
+        assert_eq!(loaded.errors.len(), 1);
+        assert!(
+            matches!(loaded.errors[0], ReadError::NotUtf8 { line: 7, offset, .. } if offset == bad_at),
+            "{:?}",
+            loaded.errors
+        );
+        assert!(
+            loaded.errors[0].to_string().starts_with(&format!(
+                "bin.yaml:7: not valid UTF-8 text (byte offset {bad_at})"
+            )),
+            "{}",
+            loaded.errors[0]
+        );
+        // In a comment: no document lost, still an error.
+        let (text, bad) =
+            decode_lossy(b"# caf\xe9\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: d}\n");
+        let loaded = load_text(&text, "c.yaml", &bad);
+        assert_eq!(loaded.errors.len(), 1);
+        assert_eq!(loaded.errors[0].line(), Some(1));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_are_walked_once() {
+        let root = std::env::temp_dir().join(format!("lint-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let sub = root.join("sub");
+        let made = std::fs::create_dir_all(&sub)
+            .and_then(|_| std::fs::write(root.join("svc.yaml"), "kind: Service\n"))
+            .and_then(|_| std::os::unix::fs::symlink("..", sub.join("up")))
+            .and_then(|_| std::os::unix::fs::symlink("../sub", sub.join("again")))
+            .and_then(|_| std::os::unix::fs::symlink("../svc.yaml", sub.join("link.yaml")));
+        assert!(made.is_ok(), "{made:?}");
+        let (files, errors) = collect_files(std::slice::from_ref(&root));
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(errors.is_empty(), "{errors:?}");
+        // One file, reached once (by whichever name sorts first).
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(files[0].ends_with("svc.yaml") || files[0].ends_with("link.yaml"));
     }
 }

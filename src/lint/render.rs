@@ -37,6 +37,29 @@ fn severity_colour(s: Severity) -> &'static str {
     }
 }
 
+/// Text from manifests made safe for a terminal or CI log: control
+/// characters (ESC, CR, LF, ...), line and paragraph separators and bidi
+/// overrides are shown escaped (`\u{1b}`), so a name cannot clear the
+/// screen, recolour the output or forge a line.
+pub fn escape_text(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn object_label(f: &Finding) -> String {
     match &f.namespace {
         Some(ns) => format!("{}/{}/{}", f.kind, ns, f.name),
@@ -70,15 +93,15 @@ pub fn render_text<W: Write>(
         writeln!(
             out,
             "{}{sev}[{}]{waived} {}: {}",
-            paint.wrap("1", &loc),
+            paint.wrap("1", &escape_text(&loc)),
             f.rule,
-            object_label(f),
-            f.message
+            escape_text(&object_label(f)),
+            escape_text(&f.message)
         )?;
-        writeln!(out, "    at {}", paint.wrap("2", &f.path))?;
+        writeln!(out, "    at {}", paint.wrap("2", &escape_text(&f.path)))?;
         if f.waived {
             let reason = f.waiver_reason.as_deref().unwrap_or("no reason given");
-            writeln!(out, "    waived: {reason}")?;
+            writeln!(out, "    waived: {}", escape_text(reason))?;
         } else {
             writeln!(out, "    fix: {}", f.remediation)?;
         }
@@ -300,4 +323,42 @@ pub fn render_catalogue_text<W: Write>(out: &mut W) -> io::Result<()> {
 pub fn render_catalogue_json<W: Write>(out: &mut W) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, catalogue()).map_err(io::Error::other)?;
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_output_escapes_control_characters_from_manifests() {
+        let finding = Finding {
+            rule: RuleId::SessionAffinity,
+            severity: Severity::High,
+            kind: "Service".into(),
+            namespace: Some("shop\u{202e}".into()),
+            name: "x\u{1b}[2J\rfake: ok\nforged".into(),
+            path: "spec.sessionAffinity".into(),
+            message: "Service `x\u{1b}[2J` pins".into(),
+            remediation: "r".into(),
+            file: Some("a\u{7}.yaml".into()),
+            line: Some(3),
+            waived: true,
+            waiver_reason: Some("why\r\nnot".into()),
+        };
+        let mut out = Vec::new();
+        let written = render_text(&[finding], &mut out, TextOptions::default());
+        assert!(written.is_ok());
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "{text:?}"
+        );
+        // Header, `at`, `waived` and the summary: nothing forged.
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(text.contains(r"x\u{1b}[2J\rfake: ok\nforged"), "{text}");
+        assert!(text.starts_with(r"a\u{7}.yaml:3: "), "{text}");
+        assert_eq!(escape_text("plain"), "plain");
+    }
 }
