@@ -262,14 +262,26 @@ pub(crate) struct Namespace<'a> {
 /// Which objects may refer to each other. Objects read from files that
 /// define the same object (same kind, namespace and name) are alternative
 /// renderings (chart variants, overlays): they never refer to each other.
+///
+/// Conflicting file pairs are stored only for objects defined in a few files;
+/// an object defined in many files (the same manifest copied N times) would
+/// otherwise cost N²/2 pairs. For those, each file keeps the object's id and
+/// two files conflict when their lists share one.
 #[derive(Debug, Default)]
 pub(crate) struct Visibility {
     file_of: Vec<Option<u32>>,
     conflicts: HashSet<(u32, u32)>,
+    /// File id → sorted ids of the widely defined objects it defines.
+    wide: HashMap<u32, Vec<u32>>,
+    /// File id → its copy class (files with the same `wide` list).
+    class_of: HashMap<u32, u32>,
 }
 
+/// Above this many defining files an object is checked per file, not per pair.
+const PAIRWISE_MAX_FILES: usize = 16;
+
 impl Visibility {
-    fn build(objects: &[Object]) -> Self {
+    pub(crate) fn build(objects: &[Object]) -> Self {
         let mut file_ids: HashMap<&str, u32> = HashMap::new();
         let mut file_of = Vec::with_capacity(objects.len());
         let mut defined: HashMap<(&str, &str, &str, &str), Vec<u32>> = HashMap::new();
@@ -292,19 +304,73 @@ impl Visibility {
                 continue;
             }
             let files = defined.entry(key).or_default();
-            if !files.contains(&id) {
+            if files.last() != Some(&id) {
                 files.push(id);
             }
         }
+        // Sorting, not a `contains` per push: that would be quadratic in the
+        // number of files defining one object.
+        for files in defined.values_mut() {
+            files.sort_unstable();
+            files.dedup();
+        }
         let mut conflicts = HashSet::new();
+        let mut wide: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut next_wide = 0u32;
         for files in defined.values().filter(|f| f.len() > 1) {
+            if files.len() > PAIRWISE_MAX_FILES {
+                for &f in files {
+                    wide.entry(f).or_default().push(next_wide);
+                }
+                next_wide += 1;
+                continue;
+            }
             for (i, &a) in files.iter().enumerate() {
                 for &b in &files[i + 1..] {
                     conflicts.insert((a.min(b), a.max(b)));
                 }
             }
         }
-        Visibility { file_of, conflicts }
+        // Ids were handed out in increasing order: every list is sorted.
+        // Files with the same widely defined objects (copies of one manifest)
+        // form a class; two files of a class always conflict.
+        let mut classes: HashMap<&[u32], u32> = HashMap::new();
+        let mut class_of = HashMap::new();
+        for (&file, ids) in &wide {
+            let next = classes.len() as u32;
+            class_of.insert(file, *classes.entry(ids.as_slice()).or_insert(next));
+        }
+        Visibility {
+            file_of,
+            conflicts,
+            wide,
+            class_of,
+        }
+    }
+
+    /// (copy class, file) of object `i`, for ordering candidates; objects
+    /// outside every class sort first.
+    pub fn class_key(&self, i: usize) -> (u32, u32) {
+        match self.file_of.get(i).copied().flatten() {
+            Some(f) => (self.class_of.get(&f).map_or(0, |c| c + 1), f),
+            None => (0, u32::MAX),
+        }
+    }
+
+    /// Stored entries (pairs plus per-file ids): linear in the input.
+    #[cfg(test)]
+    pub fn entries(&self) -> usize {
+        self.conflicts.len() + self.wide.values().map(Vec::len).sum::<usize>()
+    }
+
+    fn files_conflict(&self, a: u32, b: u32) -> bool {
+        if self.conflicts.contains(&(a.min(b), a.max(b))) {
+            return true;
+        }
+        match (self.wide.get(&a), self.wide.get(&b)) {
+            (Some(x), Some(y)) => sorted_intersect(x, y),
+            _ => false,
+        }
     }
 
     /// Whether object `a` may refer to object `b`.
@@ -313,7 +379,7 @@ impl Visibility {
             self.file_of.get(a).copied().flatten(),
             self.file_of.get(b).copied().flatten(),
         ) {
-            (Some(fa), Some(fb)) if fa != fb => !self.conflicts.contains(&(fa.min(fb), fa.max(fb))),
+            (Some(fa), Some(fb)) if fa != fb => !self.files_conflict(fa, fb),
             _ => true,
         }
     }
@@ -330,6 +396,19 @@ impl Visibility {
             .find(|&c| self.same_file(from, c))
             .or_else(|| candidates.iter().copied().find(|&c| self.sees(from, c)))
     }
+}
+
+/// Whether two sorted lists share an element.
+fn sorted_intersect(x: &[u32], y: &[u32]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < x.len() && j < y.len() {
+        match x[i].cmp(&y[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
 }
 
 /// Everything the rules need, built in one pass over the input.
@@ -607,6 +686,35 @@ impl<'a> Index<'a> {
                 }
             }
         }
+        // Candidates of one copy class, and of one file within it, are
+        // contiguous: a Service skips its class's other files in O(log n).
+        let workloads = &self.workloads;
+        let visibility = &self.visibility;
+        for ns in self.namespaces.values_mut() {
+            for list in ns.postings.values_mut() {
+                list.sort_unstable_by_key(|&wi| (visibility.class_key(workloads[wi].obj), wi));
+                list.dedup();
+            }
+        }
+    }
+
+    /// The candidates a Service in object `si` must check: all but those in
+    /// the other files of its copy class, which it can never see.
+    fn visible_candidates<'c>(&self, si: usize, candidates: &'c [usize]) -> [&'c [usize]; 3] {
+        let (class, file) = self.visibility.class_key(si);
+        if class == 0 {
+            return [candidates, &[], &[]];
+        }
+        let key = |wi: &usize| self.visibility.class_key(self.workloads[*wi].obj);
+        let lo = candidates.partition_point(|wi| key(wi).0 < class);
+        let hi = candidates.partition_point(|wi| key(wi).0 <= class);
+        let own_lo = candidates.partition_point(|wi| key(wi) < (class, file));
+        let own_hi = candidates.partition_point(|wi| key(wi) <= (class, file));
+        [
+            &candidates[..lo],
+            &candidates[own_lo.clamp(lo, hi)..own_hi.clamp(lo, hi)],
+            &candidates[hi..],
+        ]
     }
 
     fn match_services(&mut self) {
@@ -631,8 +739,10 @@ impl<'a> Index<'a> {
                 else {
                     continue;
                 };
-                let selected: Vec<usize> = candidates
-                    .iter()
+                let mut selected: Vec<usize> = self
+                    .visible_candidates(si, candidates)
+                    .into_iter()
+                    .flatten()
                     .copied()
                     .filter(|&wi| {
                         self.visibility.sees(si, self.workloads[wi].obj)
@@ -642,6 +752,7 @@ impl<'a> Index<'a> {
                                 .any(|set| selector.iter().all(|(k, v)| set.get(k) == Some(v)))
                     })
                     .collect();
+                selected.sort_unstable();
                 if !selected.is_empty() {
                     targets.insert(si, selected);
                 }

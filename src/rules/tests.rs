@@ -1953,6 +1953,74 @@ fn known_waiver_names_and_star_are_not_reported() {
     assert_eq!(of(&run(vec![cm]), RuleId::UnknownWaiver).len(), 1);
 }
 
+#[test]
+fn the_same_objects_in_ten_thousand_files_cost_linear_space() {
+    let copies = 10_000;
+    let mut objects = Vec::with_capacity(2 * copies);
+    for i in 0..copies {
+        let file = format!("copy-{i}.yaml");
+        let mut d = deployment("shop", json!({"containers": [web(json!({}))]}));
+        d["spec"]["replicas"] = json!(1);
+        let svc = service(
+            "shop",
+            json!({"app": "shop"}),
+            json!({"sessionAffinity": "ClientIP"}),
+        );
+        objects.push(Object::with_source(d, file.clone(), 1));
+        objects.push(Object::with_source(svc, file, 20));
+    }
+    // Pairs of conflicting files would be copies²/2 = 50 million entries.
+    let visibility = model::Visibility::build(&objects);
+    assert!(
+        visibility.entries() <= objects.len(),
+        "{} entries",
+        visibility.entries()
+    );
+    let f = evaluate(&objects, &Config::default());
+    // Each copy is judged on its own: its Service selects its own Deployment.
+    assert_eq!(of(&f, RuleId::SessionAffinity).len(), copies);
+    assert_eq!(of(&f, RuleId::SingleReplica).len(), copies);
+    assert!(
+        of(&f, RuleId::SessionAffinity)
+            .iter()
+            .all(|f| f.message.contains("application pods")),
+        "{:?}",
+        f.first()
+    );
+}
+
+#[test]
+fn copy_classes_still_see_files_that_do_not_overlap() {
+    // Twenty copies of a Service, and one separate file with the workload:
+    // every copy sees the workload (no shared object), none sees another copy.
+    let mut objects: Vec<Object> = (0..20)
+        .map(|i| {
+            Object::with_source(
+                service(
+                    "shop",
+                    json!({"app": "shop"}),
+                    json!({"sessionAffinity": "ClientIP"}),
+                ),
+                format!("svc-{i}.yaml"),
+                1,
+            )
+        })
+        .collect();
+    let mut d = deployment("shop", json!({"containers": [web(json!({}))]}));
+    d["spec"]["template"]["metadata"]["labels"] = json!({"app": "shop"});
+    objects.push(Object::with_source(d, "deploy.yaml", 1));
+    let f = evaluate(&objects, &Config::default());
+    let affinity = of(&f, RuleId::SessionAffinity);
+    assert_eq!(affinity.len(), 20);
+    assert!(
+        affinity
+            .iter()
+            .all(|f| f.message.contains("application pods")),
+        "{:?}",
+        affinity[0].message
+    );
+}
+
 // ---------- patterns ----------
 
 #[test]
