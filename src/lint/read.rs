@@ -14,20 +14,24 @@ use serde_saphyr::{
     DefaultMessageFormatter, DuplicateKeyPolicy, MessageFormatter, Options, SnippetMode, Spanned,
 };
 
+use super::render::escape_text;
 use crate::rules::{Finding, Object, sort_findings};
 
-/// A file or document that could not be read. Displays as `file:line: message`.
+/// A file or document that could not be read. Displays as `file:line: message`,
+/// with control characters of file names and manifest text escaped (these
+/// go to a terminal or CI log as they are).
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{}: cannot read: {source}", escape_text(file))]
     Io {
         file: String,
         #[source]
         source: std::io::Error,
     },
     #[error(
-        "{file}:{line}: not valid UTF-8 text (byte offset {offset}); this document is skipped, \
-         the others are read"
+        "{}:{line}: not valid UTF-8 text (byte offset {offset}); this document is skipped, \
+         the others are read",
+        escape_text(file)
     )]
     NotUtf8 {
         file: String,
@@ -35,19 +39,26 @@ pub enum ReadError {
         /// 0-based offset in the file of the first invalid byte.
         offset: usize,
     },
-    #[error("{file}:{line}: invalid YAML: {message}")]
+    #[error("{}:{line}: invalid YAML: {}", escape_text(file), escape_text(message))]
     Yaml {
         file: String,
         line: usize,
         message: String,
     },
-    #[error("{file}:{line}: document is a {found}, not a Kubernetes object (mapping)")]
+    #[error(
+        "{}:{line}: document is a {found}, not a Kubernetes object (mapping)",
+        escape_text(file)
+    )]
     NotAnObject {
         file: String,
         line: usize,
         found: &'static str,
     },
-    #[error("{file}:{line}: `items` of a {kind} is not a list")]
+    #[error(
+        "{}:{line}: `items` of a {} is not a list",
+        escape_text(file),
+        escape_text(kind)
+    )]
     BadList {
         file: String,
         line: usize,
@@ -990,5 +1001,20 @@ mod tests {
         // One file, reached once (by whichever name sorts first).
         assert_eq!(files.len(), 1, "{files:?}");
         assert!(files[0].ends_with("svc.yaml") || files[0].ends_with("link.yaml"));
+    }
+
+    #[test]
+    fn read_errors_escape_control_characters() {
+        let loaded = load_str(
+            "apiVersion: v1\nkind: \"Fake\\e[2JList\"\nitems: 3\n",
+            "x\u{1b}]0;t\u{7}.yaml",
+        );
+        let message = loaded
+            .errors
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(message.contains("`items` of a Fake"), "{message}");
+        assert!(!message.chars().any(char::is_control), "{message:?}");
     }
 }
