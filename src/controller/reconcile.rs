@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ObjectReference, PersistentVolumeClaim, Secret, Service,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -653,8 +655,17 @@ async fn report_findings(
                 ),
                 1000,
             )),
-            action: "Validate".into(),
-            secondary: None,
+            // Events that share regarding, reason, action and related object
+            // are folded into one series that keeps the first note only: the
+            // rule as the action and the offending object as the related one
+            // keep each finding its own Event.
+            action: finding.rule.as_str().into(),
+            secondary: Some(ObjectReference {
+                kind: Some(finding.kind.clone()),
+                name: Some(finding.name.clone()),
+                namespace: finding.namespace.clone().or_else(|| app.namespace()),
+                ..ObjectReference::default()
+            }),
         };
         publish(app, ctx, event).await;
     }
