@@ -52,18 +52,7 @@ fn report(line: &str) {
 /// The run dir of the plane, found like its kubeconfig: `STATELESS_RUN_DIR`
 /// or the default. `restart` must act on the plane the tests talk to.
 fn run_dir() -> PathBuf {
-    let cache = std::env::var_os("STATELESS_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("stateless-operator"))
-        })
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/stateless-operator")
-        });
-    let dir = std::env::var_os("STATELESS_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache.join("run"));
+    let dir = support::run_dir();
     let ours = dir.join("kubeconfig").canonicalize().ok();
     assert!(
         ours.is_some() && ours == kubeconfig_path().canonicalize().ok(),
@@ -151,34 +140,7 @@ impl OperatorBinary {
 
     /// GET `path` on the HTTP endpoint: (status, body); (0, "") when unreachable.
     async fn get(&self, path: &str) -> (u16, String) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(Ok(mut stream)) = tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect(self.http),
-        )
-        .await
-        else {
-            return (0, String::new());
-        };
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        if stream.write_all(request.as_bytes()).await.is_err() {
-            return (0, String::new());
-        }
-        let mut response = Vec::new();
-        let _ =
-            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
-        let response = String::from_utf8_lossy(&response).into_owned();
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
+        support::http_get(self.http, path).await
     }
 
     /// A watch metric of the controller for `kind`; 0 when not exposed yet.

@@ -380,34 +380,7 @@ impl OperatorProcess {
 
     /// GET `path` from the operator's HTTP endpoint: (status, body); (0, "") if unreachable.
     pub async fn get(&self, path: &str) -> (u16, String) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(Ok(mut stream)) = tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect(self.http),
-        )
-        .await
-        else {
-            return (0, String::new());
-        };
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        if stream.write_all(request.as_bytes()).await.is_err() {
-            return (0, String::new());
-        }
-        let mut response = Vec::new();
-        let _ =
-            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
-        let response = String::from_utf8_lossy(&response).into_owned();
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
+        support::http_get(self.http, path).await
     }
 
     /// SIGTERM, as the kubelet sends; the operator must exit cleanly within 30s.

@@ -26,6 +26,13 @@ pub fn kubeconfig_path() -> PathBuf {
     if let Some(p) = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
+    run_dir().join("kubeconfig")
+}
+
+/// The local plane's run dir (`hack/cluster.sh`): `STATELESS_RUN_DIR`, else
+/// `run` in the cache dir (`STATELESS_CACHE_DIR`, `$XDG_CACHE_HOME` or
+/// `~/.cache`, then `stateless-operator`).
+pub fn run_dir() -> PathBuf {
     let cache = std::env::var_os("STATELESS_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| {
@@ -38,7 +45,34 @@ pub fn kubeconfig_path() -> PathBuf {
     std::env::var_os("STATELESS_RUN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| cache.join("run"))
-        .join("kubeconfig")
+}
+
+/// GET `path` from an HTTP endpoint (the operator's metrics and health
+/// port): (status, body); (0, "") when unreachable.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(mut stream)) =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await
+    else {
+        return (0, String::new());
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return (0, String::new());
+    }
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }
 
 /// The admin client config for the running plane; panics with instructions when there is none.
