@@ -129,6 +129,14 @@ fn must_get(port: u16, path: &str, cookie: Option<&str>) -> Reply {
     get(port, path, cookie).unwrap_or_else(|e| panic!("GET {path} on {port}: {e}"))
 }
 
+/// `/readyz` answers 200 `ready` and `/healthz` 200 `ok`.
+fn assert_ready_and_live(port: u16) {
+    let ready = must_get(port, "/readyz", None);
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready"));
+    let health = must_get(port, "/healthz", None);
+    assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+}
+
 fn redis_url(password: &str, redis_port: u16) -> String {
     format!("redis://:{password}@127.0.0.1:{redis_port}/0")
 }
@@ -370,10 +378,7 @@ fn sessions_live_in_redis() {
     let mut serve = app(&good_url, port);
 
     // Ready, liveness.
-    let ready = must_get(port, "/readyz", None);
-    assert_eq!((ready.status, ready.body.as_str()), (200, "ready"));
-    let health = must_get(port, "/healthz", None);
-    assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+    assert_ready_and_live(port);
 
     // A new session, then the same cookie twice (once among other cookies),
     // then at `/`, the same counter.
@@ -509,10 +514,7 @@ fn sessions_in_memory_need_no_redis() {
     let port = free_port();
     let _serve = serve(StoreMode::Memory, port, "mem-pod", 1, None);
     // Ready without any Redis (REDIS_URL is garbage, and ignored).
-    let ready = must_get(port, "/readyz", None);
-    assert_eq!((ready.status, ready.body.as_str()), (200, "ready"));
-    let health = must_get(port, "/healthz", None);
-    assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+    assert_ready_and_live(port);
 
     let first = must_get(port, "/session", None);
     assert_eq!(visits(&first, "memory", "mem-pod"), 1);
