@@ -200,23 +200,69 @@ pub static CATALOGUE: [RuleInfo; 10] = [
         why: "Edge stickiness routes a client to the same pod for the life of a cookie or IP, \
               so scaling out does not spread existing users, a rolling deploy or pod failure \
               logs those users out, and load piles up on old pods.",
-        remediation: "Remove the stickiness setting and move the per-user state it protects out \
-                      of the pod: sessions in Redis, identity in JWTs, uploads in object storage.",
+        remediation: "Turn the stickiness off, then move the per-user state it protected out of \
+                      the pod: sessions in Redis (the operator's `sessionStore`), identity in \
+                      signed JWTs or cookie sessions, uploads in object storage. Per mechanism: \
+                      delete the ingress-nginx `affinity`/`upstream-hash-by`, Traefik \
+                      `sticky.cookie`, HAProxy `cookie-persistence`/`affinity` and \
+                      `load-balance`/`balance-algorithm: source`, NGINX Inc. \
+                      `nginx.com/sticky-cookie-services` and `nginx.org/lb-method: ip_hash` \
+                      annotations; set `stickiness.enabled=false` in the AWS \
+                      `target-group-attributes`; set Azure \
+                      `appgw.ingress.kubernetes.io/cookie-based-affinity: \"false\"`; remove \
+                      `sessionPersistence` from Gateway API route rules and `BackendLBPolicy`, \
+                      `sessionAffinity` from Azure `RoutePolicy`, GKE `GCPBackendPolicy` and \
+                      `BackendConfig` (or `NONE`); use a non-hash load balancer (`LeastRequest`, \
+                      `RoundRobin`, `round-robin`, `least_request`) in Envoy Gateway \
+                      `BackendTrafficPolicy`, Kong `KongUpstreamPolicy`/`KongIngress`, Emissary \
+                      `Mapping`, NGINX `VirtualServer` and NGINX Gateway Fabric \
+                      `UpstreamSettingsPolicy`, Istio `DestinationRule` and Contour `HTTPProxy`; \
+                      on an OpenShift `Route` annotate \
+                      `haproxy.router.openshift.io/disable_cookies: \"true\"` and \
+                      `haproxy.router.openshift.io/balance: roundrobin` (or `random`), which \
+                      a TLS passthrough route needs too, since its default is `source`.",
         detects: "ingress-nginx `nginx.ingress.kubernetes.io/affinity: cookie` and \
-                  `upstream-hash-by` on a client address, cookie or session variable; Traefik \
+                  `upstream-hash-by` on a client address, cookie or session variable; NGINX \
+                  Inc. `nginx.com/sticky-cookie-services`, `nginx.org/lb-method: ip_hash` (or a \
+                  `hash` on a client key) and `VirtualServer`/`VirtualServerRoute` upstreams with \
+                  `sessionCookie.enable` or such an `lb-method`; Traefik \
                   `traefik.ingress.kubernetes.io/service.sticky.cookie*` (and v1 `affinity`) on \
                   Services or Ingresses and `IngressRoute`/`TraefikService` `sticky.cookie`; \
                   HAProxy `haproxy.org/cookie-persistence`, `haproxy.org/load-balance: source`, \
-                  `ingress.kubernetes.io/affinity` and `haproxy-ingress.github.io/affinity` / \
-                  `balance-algorithm: source`; AWS `alb.ingress.kubernetes.io/target-group-attributes` \
-                  and `service.beta.kubernetes.io/aws-load-balancer-target-group-attributes` with \
-                  `stickiness.enabled=true`; GKE `BackendConfig` `spec.sessionAffinity.affinityType` \
-                  other than `NONE`; Istio `DestinationRule` `consistentHash` with `httpCookie` or \
-                  `useSourceIp` (top level, per port and per subset); Gateway API \
-                  `HTTPRoute` `sessionPersistence`; Contour `HTTPProxy` `loadBalancerPolicy` \
-                  `Cookie`. These kinds are read as plain JSON; their CRDs are not needed. \
-                  An edge object whose backend Services are all in the input and select only \
-                  non-application pods (e.g. a database) is not reported.",
+                  HAProxy Ingress `haproxy-ingress.github.io/affinity: cookie` (legacy \
+                  `ingress.kubernetes.io/affinity`) and `balance-algorithm: source`; AWS \
+                  `alb.ingress.kubernetes.io/target-group-attributes` and \
+                  `service.beta.kubernetes.io/aws-load-balancer-target-group-attributes` with \
+                  `stickiness.enabled=true` (ALB cookies, NLB `source_ip`); Azure \
+                  `appgw.ingress.kubernetes.io/cookie-based-affinity: \"true\"` and Application \
+                  Gateway for Containers `RoutePolicy` `default.sessionAffinity`; GKE \
+                  `BackendConfig` `spec.sessionAffinity.affinityType` and `GCPBackendPolicy` \
+                  `default.sessionAffinity.type` other than `NONE`; Istio `DestinationRule` \
+                  `consistentHash` with `httpCookie`, `useSourceIp` or a client header (top \
+                  level, per port and per subset); Gateway API `HTTPRoute` and `GRPCRoute` rule \
+                  `sessionPersistence` and `BackendLBPolicy` `sessionPersistence`; Envoy Gateway \
+                  `BackendTrafficPolicy` `ConsistentHash` on `SourceIP`, `Cookie` or a client \
+                  header; NGINX Gateway Fabric `UpstreamSettingsPolicy` \
+                  `loadBalancingMethod: ip_hash`; Contour `HTTPProxy` `loadBalancerPolicy` \
+                  `Cookie` or `RequestHash` on the source IP or a client header; Kong \
+                  `KongUpstreamPolicy` `hashOn`/`hashOnFallback` and `KongIngress` \
+                  `upstream.hash_on`/`hash_fallback` on a cookie, `ip`, `consumer` or a client \
+                  header; Emissary `Mapping` `load_balancer` `ring_hash`/`maglev` with a \
+                  cookie, `source_ip` or a client header; OpenShift `Route`s, whose HAProxy \
+                  router sets a session cookie on every HTTP (plain, edge, re-encrypt) route \
+                  by default unless `haproxy.router.openshift.io/disable_cookies` is `\"true\"` \
+                  (reported at that annotation, the message saying it is the default), \
+                  balances TLS passthrough routes by client IP unless \
+                  `haproxy.router.openshift.io/balance` says otherwise, and honours \
+                  `balance: source` on any route. A client header is one that carries the \
+                  client's identity or session (`Authorization`, `Cookie`, `X-Forwarded-For`, \
+                  `X-Real-IP`, or a name with session, user, client, token, auth, sticky, \
+                  ...); hashing on other headers spreads clients and is not reported. These \
+                  kinds are read as plain JSON; their CRDs are not needed. An edge object whose \
+                  backend Services are all in the input and select only non-application pods \
+                  (e.g. a database) is not reported; a backend that is not a Service (a \
+                  `ServiceImport`, a Gateway whose routes are not resolved) counts as possibly \
+                  the application.",
     },
     RuleInfo {
         id: RuleId::HostPath,

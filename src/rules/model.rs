@@ -54,9 +54,25 @@ name a data store; it is not reported when everything it selects is excluded (e.
 Headless and `ExternalName` Services and Services without a selector are skipped. Ingresses route to \
 Services by backend name (`service.name` and legacy `serviceName`), Istio `DestinationRule`s by \
 `spec.host` (`name` or `name.namespace.svc.cluster.local`), Traefik `IngressRoute`s, Gateway API \
-`HTTPRoute`s and Contour `HTTPProxy`s by their service references, GKE `BackendConfig`s through the \
-Services that reference them in `cloud.google.com/backend-config`; an edge object is skipped only \
-when every backend is known and none is application tier.
+`HTTPRoute`/`GRPCRoute` rules (each rule's own `backendRefs`), Contour `HTTPProxy`s, OpenShift \
+`Route`s (`spec.to`, `spec.alternateBackends`), NGINX `VirtualServer` upstreams and Emissary \
+`Mapping`s (`service: name[.namespace][:port]`) by their service references; Gateway API \
+`BackendLBPolicy`, GKE `GCPBackendPolicy` and NGINX Gateway Fabric `UpstreamSettingsPolicy` by the \
+Services in their `targetRefs`; Envoy Gateway `BackendTrafficPolicy`s and Azure `RoutePolicy`s \
+through the `HTTPRoute`/`GRPCRoute`s they target, when those are in the input (a `Gateway` target or \
+`targetSelectors` are not resolved); GKE `BackendConfig`s, `KongUpstreamPolicy`s and \
+`KongIngress`es through the Services (and, for `KongIngress`, Ingresses) that name them in \
+`cloud.google.com/backend-config`, `konghq.com/upstream-policy` or `konghq.com/override`, and on \
+their own when nothing in the input names them. An edge object is skipped only when every backend \
+is a known Service and none is application tier; a backend that is not a Service (a \
+`ServiceImport`) or a target that is not in the input counts as possibly the application. \
+OpenShift `Route`s are judged with the HAProxy router's defaults: an HTTP route (plain, edge or \
+re-encrypt) gets a session cookie unless `haproxy.router.openshift.io/disable_cookies: \"true\"`, and \
+a TLS passthrough route is balanced by client IP (`source`) unless \
+`haproxy.router.openshift.io/balance` names another algorithm. Both defaults pin users to a pod as \
+surely as an explicit setting, so they are reported (at the annotation that turns them off, the \
+message saying the router does it by default); a cluster whose router was reconfigured otherwise \
+can waive the rule on its Routes.
 
 `StatelessApp` is read through a small adapter: `spec.image`, `spec.command`, `spec.args`, \
 `spec.ports[]`, `spec.env[]`, `spec.envFrom[]`, `spec.volumes[]`, `spec.volumeMounts[]`, \
@@ -139,6 +155,17 @@ pub(crate) enum Kind {
     TraefikService,
     HttpRoute,
     HttpProxy,
+    GrpcRoute,
+    BackendLbPolicy,
+    EnvoyBackendTrafficPolicy,
+    GcpBackendPolicy,
+    AzureRoutePolicy,
+    NginxUpstreamSettingsPolicy,
+    OpenShiftRoute,
+    KongIngress,
+    KongUpstreamPolicy,
+    NginxVirtualServer,
+    EmissaryMapping,
 }
 
 pub(crate) fn classify(kind: &str, api_version: &str) -> Option<Kind> {
@@ -164,6 +191,18 @@ pub(crate) fn classify(kind: &str, api_version: &str) -> Option<Kind> {
         ("TraefikService", "traefik.io" | "traefik.containo.us") => Kind::TraefikService,
         ("HTTPRoute", "gateway.networking.k8s.io") => Kind::HttpRoute,
         ("HTTPProxy", "projectcontour.io") => Kind::HttpProxy,
+        ("GRPCRoute", "gateway.networking.k8s.io") => Kind::GrpcRoute,
+        ("BackendLBPolicy", "gateway.networking.k8s.io") => Kind::BackendLbPolicy,
+        ("BackendTrafficPolicy", "gateway.envoyproxy.io") => Kind::EnvoyBackendTrafficPolicy,
+        ("GCPBackendPolicy", "networking.gke.io") => Kind::GcpBackendPolicy,
+        ("RoutePolicy", "alb.networking.azure.io") => Kind::AzureRoutePolicy,
+        ("UpstreamSettingsPolicy", "gateway.nginx.org") => Kind::NginxUpstreamSettingsPolicy,
+        // OpenShift 3 also served routes from the legacy core group (`apiVersion: v1`).
+        ("Route", "route.openshift.io" | "") => Kind::OpenShiftRoute,
+        ("KongIngress", "configuration.konghq.com") => Kind::KongIngress,
+        ("KongUpstreamPolicy", "configuration.konghq.com") => Kind::KongUpstreamPolicy,
+        ("VirtualServer" | "VirtualServerRoute", "k8s.nginx.org") => Kind::NginxVirtualServer,
+        ("Mapping", "getambassador.io") => Kind::EmissaryMapping,
         _ => return None,
     };
     Some(k)
@@ -249,6 +288,10 @@ impl Workload<'_> {
 pub(crate) struct Namespace<'a> {
     pub services: Vec<usize>,
     pub services_by_name: HashMap<&'a str, Vec<usize>>,
+    pub ingresses: Vec<usize>,
+    /// (kind, name) → Gateway API routes (`HTTPRoute`, `GRPCRoute`), for
+    /// policies that attach to a route.
+    pub routes_by_name: HashMap<(&'a str, &'a str), Vec<usize>>,
     pub config_maps: HashMap<&'a str, Vec<usize>>,
     pub claims: HashMap<&'a str, Vec<usize>>,
     /// (target kind, target name) → (autoscaler object, max replicas).
@@ -575,6 +618,14 @@ impl<'a> Index<'a> {
                     ns.services.push(i);
                     ns.services_by_name.entry(name).or_default().push(i);
                 }
+                Kind::Ingress => ns.ingresses.push(i),
+                Kind::HttpRoute | Kind::GrpcRoute => {
+                    let kind_name = str_at(v, &["kind"]).unwrap_or("");
+                    ns.routes_by_name
+                        .entry((kind_name, name))
+                        .or_default()
+                        .push(i);
+                }
                 Kind::ConfigMap => {
                     ns.config_maps.entry(name).or_default().push(i);
                 }
@@ -829,6 +880,13 @@ impl<'a> Index<'a> {
         });
         let first = candidates.next()?;
         candidates.next().is_none().then_some(first)
+    }
+
+    /// The Gateway API route of `kind` (`HTTPRoute`, `GRPCRoute`) `from`
+    /// refers to by name.
+    pub fn route(&self, from: usize, ns: &str, kind: &str, name: &str) -> Option<usize> {
+        let cands = self.namespaces.get(ns)?.routes_by_name.get(&(kind, name))?;
+        self.visibility.pick(from, cands)
     }
 
     /// The Service `from` refers to by name.

@@ -411,6 +411,89 @@ fn destination_rule_host_resolves_to_a_service() {
     assert!(of(&f, RuleId::StickyIngress).is_empty(), "{f:?}");
 }
 
+#[test]
+fn openshift_route_cookies_stay_on_unless_disabled_with_true() {
+    let route = |name: &str, disable: &str| {
+        json!({"apiVersion": "route.openshift.io/v1", "kind": "Route",
+               "metadata": {"name": name, "namespace": "shop",
+                            "annotations": {"haproxy.router.openshift.io/disable_cookies": disable}},
+               "spec": {"to": {"kind": "Service", "name": "shop"}}})
+    };
+    // The router reads only `true`/`TRUE`; `yes` leaves the cookie on.
+    let f = run(vec![route("yes", "yes"), route("upper", "TRUE")]);
+    let sticky = of(&f, RuleId::StickyIngress);
+    assert_eq!(sticky.len(), 1, "{f:?}");
+    assert_eq!(sticky[0].name, "yes");
+    assert!(
+        sticky[0].message.contains("by default"),
+        "{}",
+        sticky[0].message
+    );
+}
+
+#[test]
+fn client_identity_headers_pin_other_headers_spread() {
+    let dr = |name: &str, header: &str| {
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+               "metadata": {"name": name, "namespace": "shop"},
+               "spec": {"host": "shop", "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpHeaderName": header}}}}})
+    };
+    let f = run(vec![
+        dr("user", "x-user-id"),
+        dr("auth", "Authorization"),
+        dr("agent", "User-Agent"),
+        dr("tenant", "x-tenant"),
+    ]);
+    let mut names: Vec<&str> = of(&f, RuleId::StickyIngress)
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["auth", "user"]);
+}
+
+#[test]
+fn emissary_service_with_namespace_and_port_resolves_to_a_database() {
+    let mut db = deployment(
+        "db",
+        json!({"containers": [{"name": "r", "image": "redis:7", "ports": [{"containerPort": 6379}]}]}),
+    );
+    db["metadata"]["namespace"] = json!("data");
+    let mut svc = service("db", json!({"app": "db"}), json!({}));
+    svc["metadata"]["namespace"] = json!("data");
+    let mapping = json!({"apiVersion": "getambassador.io/v3alpha1", "kind": "Mapping",
+        "metadata": {"name": "m", "namespace": "shop"},
+        "spec": {"prefix": "/", "service": "http://db.data:6379",
+                 "load_balancer": {"policy": "ring_hash", "source_ip": true}}});
+    let f = run(vec![db, svc, mapping]);
+    assert!(of(&f, RuleId::StickyIngress).is_empty(), "{f:?}");
+}
+
+#[test]
+fn kong_ingress_attached_through_an_ingress_to_a_database_only_is_not_reported() {
+    let db = deployment(
+        "db",
+        json!({"containers": [{"name": "m", "image": "mysql:8", "ports": [{"containerPort": 3306}]}]}),
+    );
+    let mut ing = ingress(
+        json!({"konghq.com/override": "sticky"}),
+        json!({"service": {"name": "db"}}),
+    );
+    ing["metadata"]["name"] = json!("db-ingress");
+    let ki = json!({"apiVersion": "configuration.konghq.com/v1", "kind": "KongIngress",
+        "metadata": {"name": "sticky", "namespace": "shop"}, "upstream": {"hash_on": "consumer"}});
+    let f = run(vec![
+        db.clone(),
+        service("db", json!({"app": "db"}), json!({})),
+        ing,
+        ki.clone(),
+    ]);
+    assert!(of(&f, RuleId::StickyIngress).is_empty(), "{f:?}");
+    // Without anything naming it, it is reported on its own.
+    let f = run(vec![ki]);
+    assert_eq!(paths(&f, RuleId::StickyIngress), ["upstream.hash_on"]);
+}
+
 // ---------- host-path ----------
 
 #[test]
