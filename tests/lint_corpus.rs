@@ -1,5 +1,6 @@
-//! The engine over the rendered Helm chart corpus in `../shared/corpus/charts`
-//! (see its README for each file's chart and values). Expectations come from
+//! The engine over the rendered Helm chart corpus in `tests/corpus/charts`
+//! (copied from `../shared/corpus` by `hack/corpus-sync.py`; `tests/corpus/PROVENANCE.md`
+//! names each file's chart, version and values). Expectations come from
 //! reading the manifests, not from the linter's output.
 
 use std::collections::BTreeSet;
@@ -9,14 +10,7 @@ use stateless_operator::lint::{Loaded, lint, load_paths};
 use stateless_operator::rules::{Config, Finding};
 
 fn corpus_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/charts");
-    assert!(
-        dir.is_dir(),
-        "chart corpus not found at {}: the lint corpus test needs the shared corpus \
-         (`shared/corpus/charts` next to the repository), which CI provides",
-        dir.display()
-    );
-    dir
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/charts")
 }
 
 struct Corpus {
@@ -104,6 +98,33 @@ fn every_corpus_file_reads_without_errors() {
         .unwrap_or(0);
     assert!(on_disk >= 40, "corpus has {on_disk} files");
     assert_eq!(files.len(), on_disk, "every file yields objects");
+}
+
+/// The corpus is only worth its expectations if a reader can re-render every
+/// file: each one has a provenance entry, and no entry names a missing file.
+#[test]
+fn every_corpus_file_has_a_provenance_entry() {
+    let provenance_path = corpus_dir().join("../PROVENANCE.md");
+    let provenance = std::fs::read_to_string(&provenance_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", provenance_path.display()));
+    let entries: BTreeSet<String> = provenance
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `")?.strip_suffix('`'))
+        .map(str::to_string)
+        .collect();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(corpus_dir())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".yaml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(on_disk.len() >= 40, "corpus has {} files", on_disk.len());
+    assert_eq!(
+        entries, on_disk,
+        "PROVENANCE.md entries vs files in tests/corpus/charts"
+    );
 }
 
 #[test]
