@@ -449,3 +449,143 @@ fn stateful_by_design_and_agents_are_out_of_scope() {
     );
     assert!(c.in_file("prometheus-server-sticky.yaml").is_empty());
 }
+
+/// The application catalogue (`src/rules/apps.rs`): each chart's main
+/// container runs a catalogued image whose documented state directory sits on
+/// a node-local volume. Read from the manifests: the mount and its volume.
+#[test]
+fn catalogued_app_state_expectations() {
+    let c = corpus();
+    let uploads = |file: &str| -> Vec<&Finding> {
+        c.in_file(file)
+            .into_iter()
+            .filter(|f| f.rule.as_str() == "local-upload-dir")
+            .collect()
+    };
+    for (file, kind, name, app) in [
+        // Bitnami images: `/bitnami/<app>` (moodle: `/bitnami`) on the chart's RWO claim.
+        (
+            "wordpress-default.yaml",
+            "Deployment",
+            "wordpress",
+            "WordPress (Bitnami)",
+        ),
+        (
+            "dokuwiki-default.yaml",
+            "Deployment",
+            "dokuwiki",
+            "DokuWiki (Bitnami)",
+        ),
+        (
+            "drupal-hostpath-pv.yaml",
+            "Deployment",
+            "drupal",
+            "Drupal (Bitnami)",
+        ),
+        (
+            "ghost-traefik-sticky.yaml",
+            "Deployment",
+            "ghost",
+            "Ghost (Bitnami)",
+        ),
+        (
+            "mediawiki-default.yaml",
+            "Deployment",
+            "mediawiki",
+            "MediaWiki (Bitnami)",
+        ),
+        (
+            "moodle-default.yaml",
+            "Deployment",
+            "moodle",
+            "Moodle (Bitnami)",
+        ),
+        (
+            "owncloud-iphash-ingress.yaml",
+            "Deployment",
+            "owncloud",
+            "ownCloud (Bitnami)",
+        ),
+        (
+            "redmine-default.yaml",
+            "Deployment",
+            "redmine",
+            "Redmine (Bitnami)",
+        ),
+        // persistence off: `/bitnami/joomla` on an emptyDir.
+        (
+            "joomla-no-persistence.yaml",
+            "Deployment",
+            "joomla",
+            "Joomla (Bitnami)",
+        ),
+        // `/var/lib/grafana` (SQLite database) on an emptyDir / a RWO claim.
+        ("grafana-default.yaml", "Deployment", "grafana", "Grafana"),
+        (
+            "grafana-persistence.yaml",
+            "Deployment",
+            "grafana",
+            "Grafana",
+        ),
+        ("jenkins-default.yaml", "Deployment", "jenkins", "Jenkins"),
+        (
+            "nextcloud-default.yaml",
+            "Deployment",
+            "nextcloud",
+            "Nextcloud",
+        ),
+        (
+            "nextcloud-hostpath.yaml",
+            "Deployment",
+            "nextcloud",
+            "Nextcloud",
+        ),
+        (
+            "mattermost-team-edition.yaml",
+            "Deployment",
+            "mattermost-mattermost-team-edition",
+            "Mattermost",
+        ),
+    ] {
+        c.has(file, "local-upload-dir", kind, name);
+        let hits = uploads(file);
+        assert!(
+            hits.iter()
+                .any(|f| f.message.contains(&format!("runs {app}"))
+                    && f.message.contains("Source: https://")),
+            "{file}: {hits:#?}"
+        );
+    }
+    // Nextcloud's five documented directories share one emptyDir: one finding
+    // (the generic `/var/www/html/data` pattern does not add a second); the
+    // hostPath variant keeps `html` and `data` on two host directories.
+    assert_eq!(uploads("nextcloud-default.yaml").len(), 1);
+    assert_eq!(uploads("nextcloud-hostpath.yaml").len(), 2);
+    // Jenkins: the k8s-sidecar container mounts `/var/jenkins_home` too; only
+    // the Jenkins container is judged.
+    assert_eq!(uploads("jenkins-default.yaml").len(), 1);
+    // Grafana with `[database] type = mysql` in the mounted grafana.ini keeps
+    // nothing in `/var/lib/grafana` that other replicas need; Mattermost with
+    // `MM_FILESETTINGS_DRIVERNAME=amazons3` keeps files in S3; the RWX claims
+    // are shared.
+    for file in [
+        "grafana-ha-alb-sticky.yaml",
+        "mattermost-s3-hpa.yaml",
+        "wordpress-sticky-ingress.yaml",
+        "nextcloud-pvc-sticky.yaml",
+        "bookstack-file-sessions.yaml",
+    ] {
+        c.lacks(file, "local-upload-dir");
+    }
+    // The generic KC_CACHE finding now names Keycloak and the caching guide.
+    let keycloak: Vec<&str> = c
+        .in_file("keycloakx-local-cache.yaml")
+        .iter()
+        .filter(|f| f.rule.as_str() == "in-memory-session")
+        .map(|f| f.message.as_str())
+        .collect();
+    assert!(
+        keycloak.len() == 1 && keycloak[0].contains("https://www.keycloak.org/server/caching"),
+        "{keycloak:?}"
+    );
+}

@@ -6,8 +6,8 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use crate::rules::{
-    DEFAULT_UPLOAD_PATHS, Finding, RuleId, RuleInfo, SCOPING, Severity, WAIVER_ANNOTATION,
-    WAIVER_REASON_ANNOTATION, catalogue,
+    App, DEFAULT_UPLOAD_PATHS, Finding, RuleId, RuleInfo, SCOPING, Setting, Severity,
+    WAIVER_ANNOTATION, WAIVER_REASON_ANNOTATION, app_catalogue, catalogue,
 };
 
 /// Options for [`render_text`].
@@ -287,6 +287,8 @@ pub fn render_catalogue_markdown<W: Write>(out: &mut W) -> io::Result<()> {
         writeln!(out, "- `{p}`")?;
     }
     writeln!(out)?;
+    render_app_catalogue(out)?;
+    writeln!(out)?;
     writeln!(out, "## Scoping")?;
     writeln!(out)?;
     writeln!(out, "{SCOPING}")?;
@@ -305,6 +307,126 @@ pub fn render_catalogue_markdown<W: Write>(out: &mut W) -> io::Result<()> {
         "    {WAIVER_REASON_ANNOTATION}: \"singleton by design; state is in Postgres\""
     )?;
     writeln!(out, "```")
+}
+
+/// `KEY=a`, `KEY=a/b`, `KEY=<any value>`: one setting for a table cell.
+fn setting_text(setting: &Setting) -> String {
+    let values = if setting.values.is_empty() {
+        "<any value>".to_string()
+    } else {
+        setting.values.join("/")
+    };
+    let keys = setting
+        .keys
+        .iter()
+        .map(|k| format!("`{k}={values}`"))
+        .collect::<Vec<_>>();
+    keys.join(" or ")
+}
+
+/// The settings column of one app: what moves, enables or disables its
+/// state paths, and its session settings.
+fn app_settings_text(app: &App) -> String {
+    let mut parts = Vec::new();
+    for sp in app.state {
+        if let Some(key) = sp.moved_by {
+            parts.push(format!("`{key}` moves `{}`", sp.path));
+        }
+        if !sp.only_with.is_empty() {
+            let with: Vec<String> = sp.only_with.iter().map(setting_text).collect();
+            parts.push(format!("`{}` only with {}", sp.path, with.join(", ")));
+        }
+        if !sp.unless.is_empty() {
+            let unless: Vec<String> = sp.unless.iter().map(setting_text).collect();
+            parts.push(format!(
+                "`{}` not reported with {}",
+                sp.path,
+                unless.join(", ")
+            ));
+        }
+    }
+    for s in app.sessions {
+        let mut found: Vec<String> = s
+            .keys
+            .iter()
+            .map(|k| {
+                if k.chars().any(|c| c.is_ascii_lowercase()) && !k.contains("__") {
+                    format!("`--{k}={}`", s.values.join("/"))
+                } else {
+                    format!("`{k}={}`", s.values.join("/"))
+                }
+            })
+            .collect();
+        found.extend(s.args.iter().map(|a| format!("argument `{a}`")));
+        parts.push(format!("sessions: {} ({})", found.join(" or "), s.means));
+    }
+    if parts.is_empty() {
+        "·".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The application catalogue section of `docs/rules.md`.
+fn render_app_catalogue<W: Write>(out: &mut W) -> io::Result<()> {
+    let apps = app_catalogue();
+    writeln!(out, "## Application catalogue")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "`local-upload-dir` and `in-memory-session` also know where {} well-known web \
+         applications keep state (`src/rules/apps.rs`), each entry taken from the documentation \
+         linked in the table. Only the container whose image is the app is judged (its sidecars \
+         are not). An image matches when its repository path, without registry host, tag or \
+         digest (and without Docker Hub's `library/`), is one listed; a listed path with a host \
+         matches only that registry, and `:glob` restricts the tag.",
+        apps.len()
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Each state path is held by the deepest mount of the app's container at or above it. \
+         On a writable node-local volume (`emptyDir`, `hostPath`, ephemeral, a claim that is not \
+         `ReadWriteMany`, a per-pod claim template) it is reported once per volume, at its first \
+         mount that holds catalogued state. With no mount at all the app writes into the \
+         container's writable layer, lost whenever the pod is replaced and different in every \
+         replica: reported at the container's `image`, unless `readOnlyRootFilesystem` is true \
+         (then the app cannot write there). `ReadWriteMany` claims, other shared volumes and \
+         read-only mounts are not reported. Settings are read from the container's environment \
+         and from `key = value` files (ini `[section]` keys as `section.key`) in the ConfigMaps \
+         it mounts. The upload-path patterns above skip mounts that hold a catalogued path: the \
+         app's own layout decides them. Each finding names the app and the source."
+    )?;
+    writeln!(out)?;
+    writeln!(out, "| App | Images | State paths | Settings | Source |")?;
+    writeln!(out, "| --- | --- | --- | --- | --- |")?;
+    for app in apps {
+        let images: Vec<String> = app.images.iter().map(|i| format!("`{i}`")).collect();
+        let state: Vec<String> = app
+            .state
+            .iter()
+            .map(|sp| {
+                let aliases: String = sp.aliases.iter().map(|a| format!(" (= `{a}`)")).collect();
+                format!("`{}`{aliases}: {}", sp.path, sp.holds)
+            })
+            .collect();
+        let state = if state.is_empty() {
+            "·".to_string()
+        } else {
+            state.join("<br>")
+        };
+        let sources: Vec<String> = app.sources.iter().map(|s| format!("<{s}>")).collect();
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            app.name,
+            images.join(", "),
+            state,
+            app_settings_text(app),
+            sources.join("<br>")
+        )?;
+    }
+    Ok(())
 }
 
 /// The catalogue as plain text.

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
+use super::apps::{self, ContainerView, MountView};
 use super::model::{Index, Kind, Replicas, Workload, arr_at, at, name_of, scalar_text, str_at};
 use super::patterns;
 use super::sessions::{self, LocalSession, SessionContext};
@@ -237,6 +238,8 @@ fn volumes<'a>(index: &Index<'a>, w: &'a Workload<'a>) -> Vec<Volume<'a>> {
 }
 
 struct Mount<'a> {
+    /// Index of the container that mounts it.
+    container: usize,
     volume: &'a str,
     mount_path: &'a str,
     read_only: bool,
@@ -252,6 +255,7 @@ fn mounts<'a>(w: &'a Workload<'a>) -> Vec<Mount<'a>> {
     for (ci, c) in containers(w).iter().enumerate() {
         for (mi, m) in arr_at(c, &["volumeMounts"]).iter().enumerate() {
             out.push(Mount {
+                container: ci,
                 volume: str_at(m, &["name"]).unwrap_or(""),
                 mount_path: str_at(m, &["mountPath"]).unwrap_or(""),
                 read_only: at(m, &["readOnly"]).and_then(Value::as_bool) == Some(true),
@@ -442,6 +446,61 @@ fn pvc_app_tier(w: &Workload<'_>, vols: &[Volume<'_>], mts: &[Mount<'_>], out: &
     }
 }
 
+/// The catalogue's view of container `ci`: its own mounts (with whether each
+/// writes to a node-local volume), its environment, the settings of the
+/// ConfigMap files it mounts, and whether its root filesystem is read-only.
+fn container_view<'a>(
+    index: &Index<'_>,
+    w: &Workload<'_>,
+    vols: &[Volume<'_>],
+    mts: &[Mount<'_>],
+    ci: usize,
+    c: &Value,
+    image: &'a str,
+) -> ContainerView<'a> {
+    let mut mounts = Vec::new();
+    let mut settings: Vec<(String, String)> = env_vars(index, w, ci, c)
+        .into_iter()
+        .map(|e| (e.name, e.value))
+        .collect();
+    for m in mts.iter().filter(|m| m.container == ci) {
+        let vol = vols.iter().find(|v| v.name == m.volume);
+        let local = vol
+            .filter(|v| !m.read_only && v.local_writable())
+            .map(Volume::describe);
+        if let Some(VolKind::ConfigMap(cm)) = vol.map(|v| &v.kind)
+            && let Some(data) = index.config_map_data(w.obj, w.ns, cm)
+        {
+            for text in data.values().filter_map(scalar_text) {
+                settings.extend(apps::ini_settings(&text));
+            }
+        }
+        mounts.push(MountView {
+            mount_path: m.mount_path.to_string(),
+            field: format!("{}.mountPath", m.path),
+            volume: m.volume.to_string(),
+            local,
+        });
+    }
+    ContainerView {
+        who: holder(w, c),
+        image,
+        image_field: format!("{}.image", w.container_path(ci)),
+        mounts,
+        settings,
+        read_only_root: root_read_only(c),
+    }
+}
+
+/// Whether the container sets `securityContext.readOnlyRootFilesystem: true`.
+fn root_read_only(c: &Value) -> bool {
+    match at(c, &["securityContext", "readOnlyRootFilesystem"]) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
 fn local_upload_dir(
     index: &Index<'_>,
     w: &Workload<'_>,
@@ -452,8 +511,28 @@ fn local_upload_dir(
     if !out.runs(RuleId::LocalUploadDir) {
         return;
     }
+    // Catalogued apps first. The mounts that hold an app's catalogued paths
+    // are judged by the app's layout (object storage settings, shared
+    // volumes), so the upload-path patterns below skip them.
+    let mut claimed: HashSet<String> = HashSet::new();
+    let mut claimed_settings: HashSet<(usize, String)> = HashSet::new();
+    for (ci, c) in containers(w).iter().enumerate() {
+        let Some(image) = str_at(c, &["image"]) else {
+            continue;
+        };
+        let Some(app) = apps::app_for_image(image) else {
+            continue;
+        };
+        let view = container_view(index, w, vols, mts, ci, c, image);
+        let judgement = apps::local_state(app, &view);
+        claimed.extend(judgement.claimed);
+        claimed_settings.extend(judgement.claimed_settings.into_iter().map(|k| (ci, k)));
+        for hit in judgement.hits {
+            out.push(w.obj, RuleId::LocalUploadDir, hit.field, hit.message);
+        }
+    }
     for m in mts {
-        if m.read_only {
+        if m.read_only || claimed.contains(&format!("{}.mountPath", m.path)) {
             continue;
         }
         let Some(vol) = vols.iter().find(|v| v.name == m.volume) else {
@@ -486,6 +565,9 @@ fn local_upload_dir(
     }
     for (ci, c) in containers(w).iter().enumerate() {
         for e in env_vars(index, w, ci, c) {
+            if claimed_settings.contains(&(ci, e.name.clone())) {
+                continue;
+            }
             if let Some(hit) = patterns::local_upload_env(&e.name, &e.value) {
                 out.push(
                     w.obj,
@@ -588,6 +670,24 @@ fn in_memory_session(
             pod_ctx = ctx.clone();
         }
         let who = holder(w, c);
+        // Catalogued apps first, so that a setting the generic vocabulary
+        // also knows is reported with the app and its documentation.
+        if let Some(image) = str_at(c, &["image"])
+            && let Some(app) = apps::app_for_image(image)
+        {
+            let env_fields: Vec<(String, String, String)> = env
+                .iter()
+                .map(|e| (e.name.clone(), e.value.clone(), e.path.clone()))
+                .collect();
+            let args: Vec<(&str, String)> = argv
+                .iter()
+                .copied()
+                .zip(arg_paths.iter().cloned())
+                .collect();
+            for hit in apps::session_hits(app, &who, image, &env_fields, &args) {
+                out.push(w.obj, RuleId::InMemorySession, hit.field, hit.message);
+            }
+        }
         for e in &env {
             let hit = sessions::session_setting(&e.name, &e.value, &ctx)
                 .map(|hit| {
@@ -695,13 +795,7 @@ fn writable_root_fs(w: &Workload<'_>, out: &mut Sink<'_>) {
         return;
     }
     for (ci, c) in containers(w).iter().enumerate() {
-        let ro = at(c, &["securityContext", "readOnlyRootFilesystem"]);
-        let read_only = match ro {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
-            _ => false,
-        };
-        if read_only {
+        if root_read_only(c) {
             continue;
         }
         let cname = str_at(c, &["name"]).unwrap_or("?");

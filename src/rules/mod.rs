@@ -16,6 +16,7 @@
 //! Scoping (which objects count as the application tier) is described in
 //! `docs/rules.md`, generated from [`SCOPING`] and [`catalogue`].
 
+mod apps;
 mod catalogue;
 mod checks;
 mod edge;
@@ -28,6 +29,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use apps::{App, SessionSetting, Setting, StatePath, apps as app_catalogue};
 pub use catalogue::{
     CATALOGUE, RuleId, RuleInfo, Severity, UnknownRule, UnknownSeverity, valid_rule_names,
 };
