@@ -26,6 +26,9 @@
 //! 2025-08-28 (<https://github.com/bitnami/containers/issues/83267>); both
 //! namespaces have the same layout.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use super::patterns::glob_match;
 
 /// One application.
@@ -704,26 +707,63 @@ pub fn parse_image(image: &str) -> ImageRef {
     }
 }
 
-/// Whether `image` is one of the images `pattern` names (see [`App::images`]).
-pub fn image_matches(pattern: &str, image: &str) -> bool {
-    let (repo_pattern, tag_glob) = match pattern.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag)),
-        _ => (pattern, None),
-    };
-    let wanted = parse_image(repo_pattern);
-    let got = parse_image(image);
-    let pinned_registry = repo_pattern
-        .split_once('/')
-        .is_some_and(|(first, _)| first.contains('.'));
-    (!pinned_registry || wanted.registry == got.registry)
-        && wanted.path == got.path
-        && tag_glob.is_none_or(|glob| glob_match(glob, &got.tag))
+/// An image pattern of the catalogue, parsed once.
+struct Pattern {
+    wanted: ImageRef,
+    /// The pattern names a registry (its first part has a `.`): only that one matches.
+    pinned_registry: bool,
+    tag_glob: Option<&'static str>,
+}
+
+impl Pattern {
+    fn new(pattern: &'static str) -> Self {
+        let (repo_pattern, tag_glob) = match pattern.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag)),
+            _ => (pattern, None),
+        };
+        Pattern {
+            wanted: parse_image(repo_pattern),
+            pinned_registry: repo_pattern
+                .split_once('/')
+                .is_some_and(|(first, _)| first.contains('.')),
+            tag_glob,
+        }
+    }
+
+    fn matches(&self, got: &ImageRef) -> bool {
+        (!self.pinned_registry || self.wanted.registry == got.registry)
+            && self.wanted.path == got.path
+            && self.tag_glob.is_none_or(|glob| glob_match(glob, &got.tag))
+    }
+}
+
+/// Every catalogue pattern by image path, in catalogue order: a workload's
+/// image is looked up, not compared with each of the patterns.
+fn patterns_by_path() -> &'static HashMap<String, Vec<(usize, Pattern)>> {
+    static INDEX: OnceLock<HashMap<String, Vec<(usize, Pattern)>>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index: HashMap<String, Vec<(usize, Pattern)>> = HashMap::new();
+        for (i, app) in APPS.iter().enumerate() {
+            for &p in app.images {
+                let pattern = Pattern::new(p);
+                index
+                    .entry(pattern.wanted.path.clone())
+                    .or_default()
+                    .push((i, pattern));
+            }
+        }
+        index
+    })
 }
 
 /// The catalogued app an image runs, if any (the first matching entry).
 pub fn app_for_image(image: &str) -> Option<&'static App> {
-    APPS.iter()
-        .find(|app| app.images.iter().any(|p| image_matches(p, image)))
+    let got = parse_image(image);
+    patterns_by_path()
+        .get(&got.path)?
+        .iter()
+        .find(|(_, p)| p.matches(&got))
+        .map(|&(i, _)| &APPS[i])
 }
 
 impl Setting {

@@ -21,6 +21,7 @@ mod catalogue;
 mod checks;
 mod edge;
 mod model;
+mod partition;
 mod patterns;
 mod sessions;
 
@@ -34,6 +35,7 @@ pub use catalogue::{
     CATALOGUE, RuleId, RuleInfo, Severity, UnknownRule, UnknownSeverity, valid_rule_names,
 };
 pub use model::stateless_app_pod_labels;
+pub use partition::{GroupHint, partition};
 pub use patterns::{DEFAULT_UPLOAD_PATHS, glob_match};
 
 /// Annotation listing waived rules on an object: `stateless.dev/allow: rule[,rule]`

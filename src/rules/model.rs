@@ -168,6 +168,22 @@ pub(crate) enum Kind {
     EmissaryMapping,
 }
 
+impl Kind {
+    /// Kinds that run the application's pods (the state rules judge these).
+    pub(crate) const fn is_workload(self) -> bool {
+        matches!(
+            self,
+            Kind::Deployment
+                | Kind::StatefulSet
+                | Kind::ReplicaSet
+                | Kind::ReplicationController
+                | Kind::DeploymentConfig
+                | Kind::Pod
+                | Kind::StatelessApp
+        )
+    }
+}
+
 pub(crate) fn classify(kind: &str, api_version: &str) -> Option<Kind> {
     let g = group(api_version);
     let k = match (kind, g) {
