@@ -7,6 +7,10 @@
 //! resident memory (VmHWM) after each size, for 1k/5k/10k/20k objects spread
 //! over ~100 namespaces (sizes run in increasing order, so VmHWM is the peak
 //! of the largest run so far).
+//!
+//! `cargo bench --bench lint_throughput -- --write FILE OBJECTS` writes the
+//! same generated stream to FILE instead, so other tools (and the release
+//! binary, see `hack/bench-lint.sh`) can be measured on exactly this input.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -145,7 +149,29 @@ fn per_sec(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
 }
 
+/// `--write FILE OBJECTS`: the generated stream, for measuring other tools.
+fn write_mode() -> Option<Result<(), String>> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--write")?;
+    let (Some(file), Some(count)) = (args.get(at + 1), args.get(at + 2)) else {
+        return Some(Err("usage: --write FILE OBJECTS".to_string()));
+    };
+    let objects: usize = match count.parse() {
+        Ok(n) => n,
+        Err(e) => return Some(Err(format!("OBJECTS `{count}`: {e}"))),
+    };
+    Some(std::fs::write(file, corpus(objects)).map_err(|e| format!("{file}: {e}")))
+}
+
 fn main() {
+    match write_mode() {
+        Some(Ok(())) => return,
+        Some(Err(e)) => {
+            eprintln!("lint_throughput: {e}");
+            std::process::exit(2);
+        }
+        None => {}
+    }
     let config = Config::default();
     println!(
         "{:>7} {:>9} {:>12} {:>12} {:>12} {:>12} {:>9} {:>10}",
@@ -162,7 +188,7 @@ fn main() {
             let findings = lint(&loaded, &config);
             let t2 = Instant::now();
             assert!(loaded.errors.is_empty(), "generated corpus must parse");
-            let run = (t1 - t0, t2 - t1, loaded.objects.len(), findings.len());
+            let run = (t1 - t0, t2 - t1, loaded.len(), findings.len());
             if best.is_none_or(|b| run.0 + run.1 < b.0 + b.1) {
                 best = Some(run);
             }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use stateless_operator::lint::{Loaded, lint, load_paths};
-use stateless_operator::rules::{Config, Finding};
+use stateless_operator::rules::{Config, Finding, evaluate};
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/charts")
@@ -83,9 +83,8 @@ fn every_corpus_file_reads_without_errors() {
     let c = corpus();
     let errors: Vec<String> = c.loaded.errors.iter().map(ToString::to_string).collect();
     assert!(errors.is_empty(), "read errors: {errors:#?}");
-    let files: BTreeSet<&str> = c
-        .loaded
-        .objects
+    let objects = c.loaded.objects();
+    let files: BTreeSet<&str> = objects
         .iter()
         .filter_map(|o| o.source.as_ref().map(|s| s.file.as_str()))
         .collect();
@@ -98,6 +97,46 @@ fn every_corpus_file_reads_without_errors() {
         .unwrap_or(0);
     assert!(on_disk >= 40, "corpus has {on_disk} files");
     assert_eq!(files.len(), on_disk, "every file yields objects");
+}
+
+/// `lint` evaluates one group of namespaces at a time (to keep memory low);
+/// that must find exactly what evaluating every object at once finds, on the
+/// corpus, the fixtures and the sticky-mechanism fixtures (lines aside: whole
+/// evaluation gives object lines, `lint` field lines).
+#[test]
+fn grouped_evaluation_equals_whole_input_evaluation() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let inputs = [
+        corpus_dir(),
+        root.join("tests/fixtures/lint"),
+        root.join("examples"),
+    ];
+    let loaded = load_paths(&inputs);
+    let key = |f: &Finding| {
+        (
+            f.file.clone(),
+            f.kind.clone(),
+            f.namespace.clone(),
+            f.name.clone(),
+            f.rule,
+            f.path.clone(),
+            f.message.clone(),
+            f.waived,
+        )
+    };
+    let mut grouped: Vec<_> = lint(&loaded, &Config::default()).iter().map(key).collect();
+    let mut whole: Vec<_> = evaluate(&loaded.objects(), &Config::default())
+        .iter()
+        .map(key)
+        .collect();
+    grouped.sort();
+    whole.sort();
+    assert!(
+        whole.len() > 100,
+        "the inputs have {} findings",
+        whole.len()
+    );
+    assert_eq!(grouped, whole);
 }
 
 /// The corpus is only worth its expectations if a reader can re-render every

@@ -10,21 +10,23 @@
 //! assert_eq!((findings[0].rule.as_str(), findings[0].line), ("session-affinity", Some(4)));
 //! ```
 
+mod fast;
+mod loaded;
+mod nodes;
 mod read;
 mod render;
 
-pub use read::{Loaded, ReadError, collect_files, load_paths, load_str};
+pub use loaded::Loaded;
+pub use read::{ReadError, collect_files, load_paths, load_str};
 pub use render::{
     TextOptions, escape_text, render_catalogue_json, render_catalogue_markdown,
     render_catalogue_text, render_json, render_sarif, render_text,
 };
 
-use crate::rules::{Config, Finding, evaluate};
+use crate::rules::{Config, Finding};
 
 /// Evaluate the rules over everything loaded and point findings at the line
 /// of their field.
 pub fn lint(loaded: &Loaded, config: &Config) -> Vec<Finding> {
-    let mut findings = evaluate(&loaded.objects, config);
-    loaded.locate(&mut findings);
-    findings
+    loaded.evaluate(config)
 }

@@ -2,20 +2,20 @@
 //! streams, JSON, `kind: List`; document and field line numbers.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
-use std::fmt;
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
+use serde_json::Value;
 use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::{
     DefaultMessageFormatter, DuplicateKeyPolicy, MessageFormatter, Options, SnippetMode, Spanned,
 };
 
+use super::loaded::{DocBody, DocText, FileText, Loaded, Stored, TextSource, text_hash, workers};
+use super::nodes::{LineTree, Located, Plain};
 use super::render::escape_text;
-use crate::rules::{Finding, Object, sort_findings};
+use crate::rules::GroupHint;
 
 /// A file or document that could not be read. Displays as `file:line: message`,
 /// with control characters of file names and manifest text escaped (these
@@ -90,344 +90,6 @@ impl ReadError {
     }
 }
 
-/// Lines of every node of one object, keyed like the JSON value.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct LineTree {
-    line: usize,
-    children: Children,
-}
-
-#[derive(Debug, Clone, Default)]
-enum Children {
-    #[default]
-    Leaf,
-    Map(Vec<(String, LineTree)>),
-    Seq(Vec<LineTree>),
-}
-
-impl LineTree {
-    fn shifted(mut self, offset: usize) -> Self {
-        self.shift(offset);
-        self
-    }
-
-    fn shift(&mut self, offset: usize) {
-        self.line += offset;
-        match &mut self.children {
-            Children::Leaf => {}
-            Children::Map(m) => m.iter_mut().for_each(|(_, t)| t.shift(offset)),
-            Children::Seq(s) => s.iter_mut().for_each(|t| t.shift(offset)),
-        }
-    }
-
-    fn key(&self, key: &str) -> Option<&LineTree> {
-        match &self.children {
-            Children::Map(m) => m.iter().rev().find(|(k, _)| k == key).map(|(_, t)| t),
-            _ => None,
-        }
-    }
-
-    fn item(&self, i: usize) -> Option<&LineTree> {
-        match &self.children {
-            Children::Seq(s) => s.get(i),
-            _ => None,
-        }
-    }
-
-    /// Line of the deepest existing node along a finding path such as
-    /// `spec.template.spec.volumes[0].hostPath` or
-    /// `metadata.annotations["a.b/c"]`.
-    pub(crate) fn locate(&self, path: &str) -> usize {
-        let mut node = self;
-        for seg in parse_path(path) {
-            let next = match seg {
-                Segment::Key(k) => node.key(&k),
-                Segment::Index(i) => node.item(i),
-            };
-            match next {
-                Some(n) => node = n,
-                None => break,
-            }
-        }
-        node.line
-    }
-}
-
-#[derive(Debug, PartialEq)]
-enum Segment {
-    Key(String),
-    Index(usize),
-}
-
-/// Parse a finding path: dotted keys, `[n]` indexes and `["quoted"]` keys.
-fn parse_path(path: &str) -> Vec<Segment> {
-    let mut out = Vec::new();
-    let mut rest = path;
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            rest = r;
-        } else if let Some(r) = rest.strip_prefix('[') {
-            if r.starts_with('"') {
-                // A JSON string, then `]`.
-                let mut de = serde_json::Deserializer::from_str(r).into_iter::<String>();
-                match de.next() {
-                    Some(Ok(key)) => {
-                        let used = de.byte_offset();
-                        out.push(Segment::Key(key));
-                        rest = r[used..].strip_prefix(']').unwrap_or(&r[used..]);
-                    }
-                    _ => break,
-                }
-            } else {
-                let end = r.find(']').unwrap_or(r.len());
-                match r[..end].parse() {
-                    Ok(i) => out.push(Segment::Index(i)),
-                    Err(_) => break,
-                }
-                rest = r.get(end + 1..).unwrap_or("");
-            }
-        } else {
-            let end = rest.find(['.', '[']).unwrap_or(rest.len());
-            out.push(Segment::Key(rest[..end].to_string()));
-            rest = &rest[end..];
-        }
-    }
-    out
-}
-
-/// A YAML node as JSON plus the line of every node.
-struct Located {
-    value: Value,
-    tree: LineTree,
-}
-
-/// A mapping key as text, whatever its YAML type.
-struct KeyText(String);
-
-impl<'de> Deserialize<'de> for KeyText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = KeyText;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a scalar mapping key")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<KeyText, E> {
-                Ok(KeyText(v))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<KeyText, E> {
-                Ok(KeyText("null".to_string()))
-            }
-            fn visit_none<E: de::Error>(self) -> Result<KeyText, E> {
-                Ok(KeyText("null".to_string()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for Located {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(LocatedVisitor)
-    }
-}
-
-struct LocatedVisitor;
-
-fn leaf(value: Value) -> Located {
-    Located {
-        value,
-        tree: LineTree::default(),
-    }
-}
-
-impl<'de> Visitor<'de> for LocatedVisitor {
-    type Value = Located;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Located, E> {
-        Ok(leaf(Value::Bool(v)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Located, E> {
-        Ok(leaf(Value::Number(v.into())))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Located, E> {
-        Ok(leaf(Value::Number(v.into())))
-    }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Located, E> {
-        Ok(leaf(Value::String(v.to_string())))
-    }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Located, E> {
-        Ok(leaf(Value::String(v.to_string())))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Located, E> {
-        Ok(leaf(Number::from_f64(v).map_or(Value::Null, Value::Number)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Located, E> {
-        Ok(leaf(Value::String(v.to_string())))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Located, E> {
-        Ok(leaf(Value::String(v)))
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Located, E> {
-        Ok(leaf(Value::String(String::from_utf8_lossy(v).into_owned())))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Located, E> {
-        Ok(leaf(Value::Null))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Located, E> {
-        Ok(leaf(Value::Null))
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Located, D::Error> {
-        Located::deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Located, A::Error> {
-        let mut values = Vec::new();
-        let mut lines = Vec::new();
-        while let Some(item) = seq.next_element::<Spanned<Located>>()? {
-            let line = item.referenced.line() as usize;
-            values.push(item.value.value);
-            lines.push(LineTree {
-                line,
-                children: item.value.tree.children,
-            });
-        }
-        Ok(Located {
-            value: Value::Array(values),
-            tree: LineTree {
-                line: 0,
-                children: Children::Seq(lines),
-            },
-        })
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Located, A::Error> {
-        let mut values = Map::new();
-        let mut lines = Vec::new();
-        while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
-            let val = map.next_value::<Spanned<Located>>()?;
-            let key_line = key.referenced.line() as usize;
-            lines.push((
-                key.value.0.clone(),
-                LineTree {
-                    line: key_line,
-                    children: val.value.tree.children,
-                },
-            ));
-            // Duplicate keys: the last one wins, as with kubectl.
-            values.insert(key.value.0, val.value.value);
-        }
-        Ok(Located {
-            value: Value::Object(values),
-            tree: LineTree {
-                line: 0,
-                children: Children::Map(lines),
-            },
-        })
-    }
-}
-
-/// Objects read from one or more sources, with read errors and field lines.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    /// Every Kubernetes object read (List items flattened), in input order.
-    pub objects: Vec<Object>,
-    /// Files or documents that could not be read; the others were still read.
-    pub errors: Vec<ReadError>,
-    /// (file, object line) → line tree of that object.
-    trees: HashMap<(String, usize), LineTree>,
-}
-
-impl Loaded {
-    /// Append everything from `other`.
-    pub fn merge(&mut self, other: Loaded) {
-        self.objects.extend(other.objects);
-        self.errors.extend(other.errors);
-        self.trees.extend(other.trees);
-    }
-
-    /// Move each finding's `line` from its document start to the line of its
-    /// `path` (or the deepest existing parent), then re-sort.
-    pub fn locate(&self, findings: &mut [Finding]) {
-        for f in findings.iter_mut() {
-            if let (Some(file), Some(line)) = (&f.file, f.line)
-                && let Some(tree) = self.trees.get(&(file.clone(), line))
-            {
-                let found = tree.locate(&f.path);
-                if found > 0 {
-                    f.line = Some(found);
-                }
-            }
-        }
-        sort_findings(findings);
-    }
-
-    fn push_value(&mut self, file: &str, value: Value, tree: LineTree) {
-        let line = tree.line.max(1);
-        let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
-        let is_list = kind.ends_with("List") && value.get("items").is_some();
-        if is_list {
-            let kind = kind.to_string();
-            let Value::Object(mut map) = value else {
-                return;
-            };
-            match map.remove("items") {
-                Some(Value::Array(items)) => {
-                    let item_trees = match tree.key("items").map(|t| &t.children) {
-                        Some(Children::Seq(s)) => s.clone(),
-                        _ => Vec::new(),
-                    };
-                    for (i, item) in items.into_iter().enumerate() {
-                        let t = item_trees.get(i).cloned().unwrap_or(LineTree {
-                            line,
-                            children: Children::Leaf,
-                        });
-                        self.push_value(file, item, t);
-                    }
-                }
-                Some(Value::Null) | None => {}
-                Some(_) => self.errors.push(ReadError::BadList {
-                    file: file.to_string(),
-                    line,
-                    kind,
-                }),
-            }
-            return;
-        }
-        match &value {
-            Value::Object(_) => {}
-            Value::Null => return,
-            other => {
-                self.errors.push(ReadError::NotAnObject {
-                    file: file.to_string(),
-                    line,
-                    found: json_type(other),
-                });
-                return;
-            }
-        }
-        self.objects
-            .push(Object::with_source(value, file.to_string(), line));
-        self.trees.insert((file.to_string(), line), tree);
-    }
-}
-
 fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -440,9 +102,9 @@ fn json_type(v: &Value) -> &'static str {
 }
 
 /// A document of a YAML stream: its text and the 1-based line it starts on.
-struct Doc<'a> {
-    text: std::borrow::Cow<'a, str>,
-    first_line: usize,
+pub(super) struct Doc<'a> {
+    pub(super) text: std::borrow::Cow<'a, str>,
+    pub(super) first_line: usize,
 }
 
 fn is_marker(line: &str, marker: &str) -> Option<usize> {
@@ -451,7 +113,7 @@ fn is_marker(line: &str, marker: &str) -> Option<usize> {
 }
 
 /// Split a YAML stream at `---` / `...` lines (column 0, as YAML requires).
-fn split_documents(text: &str) -> Vec<Doc<'_>> {
+pub(super) fn split_documents(text: &str) -> Vec<Doc<'_>> {
     let mut docs = Vec::new();
     let mut start_byte = 0;
     let mut start_line = 1;
@@ -533,7 +195,7 @@ fn split_documents(text: &str) -> Vec<Doc<'_>> {
     docs
 }
 
-fn yaml_options() -> Options {
+pub(super) fn yaml_options() -> Options {
     let mut options = Options::default();
     options.duplicate_keys = DuplicateKeyPolicy::LastWins;
     options.with_snippet = false;
@@ -606,78 +268,292 @@ fn normalize_line_ends(text: &str) -> Cow<'_, str> {
 
 /// Read one YAML (or JSON) stream. `file` is the name to report (`-` for stdin).
 pub fn load_str(text: &str, file: &str) -> Loaded {
-    load_text(text, file, &[])
+    let mut loaded = Loaded::default();
+    let (text, bad, _) = prepare_text(text.as_bytes().to_vec());
+    loaded.read_text(file, text, &bad, None);
+    loaded
 }
 
 /// An invalid UTF-8 sequence: 1-based line and 0-based byte offset in the file.
 #[derive(Debug, Clone, Copy)]
-struct BadBytes {
+pub(super) struct BadBytes {
     line: usize,
     offset: usize,
 }
 
-/// Read a stream whose `bad` lines held invalid UTF-8 (replaced by U+FFFD):
-/// the documents covering them are reported and skipped, the others read.
-fn load_text(text: &str, file: &str, bad: &[BadBytes]) -> Loaded {
-    let mut loaded = Loaded::default();
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let text = normalize_line_ends(text);
-    let docs = split_documents(&text);
-    let mut reported = vec![false; bad.len()];
-    for doc in docs {
-        let last_line = doc.first_line + doc.text.lines().count().saturating_sub(1);
-        let mut skip = false;
-        for (i, b) in bad.iter().enumerate() {
-            if (doc.first_line..=last_line).contains(&b.line) {
-                if !skip {
-                    loaded.errors.push(ReadError::NotUtf8 {
-                        file: file.to_string(),
-                        line: b.line,
-                        offset: b.offset,
-                    });
-                }
-                skip = true;
-                reported[i] = true;
-            }
+/// Bytes as the reader sees them: UTF-8 (each invalid sequence replaced by
+/// U+FFFD and noted), no byte-order mark, and a lone CR (old Mac files, some
+/// editors) turned into the line end YAML reads it as.
+/// The third value is true when the text is the bytes as they were, so that
+/// byte offsets in it are offsets in the file.
+pub(super) fn prepare_text(bytes: Vec<u8>) -> (String, Vec<BadBytes>, bool) {
+    let (text, bad) = match String::from_utf8(bytes) {
+        Ok(text) => (text, Vec::new()),
+        Err(err) => decode_lossy(err.as_bytes()),
+    };
+    let mut as_is = bad.is_empty();
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            as_is = false;
+            rest.to_string()
         }
-        if skip {
-            continue;
+        None => text,
+    };
+    let text = match normalize_line_ends(&text) {
+        Cow::Owned(normalized) => {
+            as_is = false;
+            normalized
         }
-        let offset = doc.first_line - 1;
-        match serde_saphyr::from_str_with_options::<Spanned<Located>>(&doc.text, yaml_options()) {
-            Ok(spanned) => {
-                let mut tree = spanned.value.tree.shifted(offset);
-                tree.line = spanned.referenced.line() as usize + offset;
-                loaded.push_value(file, spanned.value.value, tree);
-            }
-            Err(err) => {
-                let line = err
-                    .location()
-                    .map(|l| l.line() as usize + offset)
-                    .filter(|&l| l > offset)
-                    .unwrap_or(doc.first_line);
-                let message = err.render_with_options(serde_saphyr::render_options! {
-                    formatter: &Messages,
-                    snippets: SnippetMode::Off,
-                    line_offset: offset as u64,
-                });
-                loaded.errors.push(ReadError::Yaml {
+        Cow::Borrowed(_) => text,
+    };
+    (text, bad, as_is)
+}
+
+/// The bytes of a file (not stdin).
+pub(super) fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// One object of a document, ready to store.
+struct Part {
+    json: Box<[u8]>,
+    item: Box<[usize]>,
+    line: usize,
+    hint: GroupHint,
+}
+
+/// What one document gave: its objects and its errors.
+#[derive(Default)]
+struct DocRead {
+    parts: Vec<Part>,
+    errors: Vec<ReadError>,
+    parsed: bool,
+}
+
+fn read_document(text: &str, first_line: usize, file: &str) -> DocRead {
+    let offset = first_line - 1;
+    let mut out = DocRead::default();
+    let read = super::fast::read(text).map(Ok).unwrap_or_else(|| {
+        serde_saphyr::from_str_with_options::<Spanned<Plain>>(text, yaml_options())
+            .map(|spanned| (spanned.value.0, spanned.referenced.line() as usize))
+    });
+    match read {
+        Ok((value, first)) => {
+            let line = first + offset;
+            let is_list = value
+                .get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(|k| k.ends_with("List"))
+                && value.get("items").is_some_and(Value::is_array);
+            // Lists are rare: read them again with lines to know where each item starts.
+            let list_tree = is_list
+                .then(|| serde_saphyr::from_str_with_options::<Located>(text, yaml_options()).ok())
+                .flatten()
+                .map(|located| located.tree.shifted(offset));
+            out.parsed = true;
+            flatten(
+                value,
+                line,
+                list_tree.as_ref(),
+                &mut Vec::new(),
+                file,
+                &mut out,
+            );
+        }
+        Err(err) => {
+            let line = err
+                .location()
+                .map(|l| l.line() as usize + offset)
+                .filter(|&l| l > offset)
+                .unwrap_or(first_line);
+            let message = err.render_with_options(serde_saphyr::render_options! {
+                formatter: &Messages,
+                snippets: SnippetMode::Off,
+                line_offset: offset as u64,
+            });
+            out.errors.push(ReadError::Yaml {
+                file: file.to_string(),
+                line,
+                message: message.replace('\n', " "),
+            });
+        }
+    }
+    out
+}
+
+/// One document's value as objects: the items of a `kind: List` (nested
+/// Lists too) become objects of their own, lines taken from `tree`.
+fn flatten(
+    value: Value,
+    line: usize,
+    tree: Option<&LineTree>,
+    item: &mut Vec<usize>,
+    file: &str,
+    out: &mut DocRead,
+) {
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    let is_list = kind.ends_with("List") && value.get("items").is_some();
+    if !is_list {
+        match &value {
+            Value::Object(_) => {}
+            Value::Null => return,
+            other => {
+                out.errors.push(ReadError::NotAnObject {
                     file: file.to_string(),
                     line,
-                    message: message.replace('\n', " "),
+                    found: json_type(other),
                 });
+                return;
             }
         }
+        let hint = GroupHint::of(&value);
+        // Serializing a Value to memory cannot fail (all keys are strings).
+        let json = serde_json::to_vec(&value).unwrap_or_default();
+        out.parts.push(Part {
+            json: json.into_boxed_slice(),
+            item: item.as_slice().into(),
+            line,
+            hint,
+        });
+        return;
     }
-    // Invalid bytes outside every document (in a comment): still an error.
-    if let Some((b, _)) = bad.iter().zip(&reported).find(|(_, r)| !**r) {
-        loaded.errors.push(ReadError::NotUtf8 {
+    let kind = kind.to_string();
+    let Value::Object(mut map) = value else {
+        return;
+    };
+    match map.remove("items") {
+        Some(Value::Array(items)) => {
+            let items_tree = tree.and_then(|t| t.key("items"));
+            for (i, value) in items.into_iter().enumerate() {
+                let item_tree = items_tree.and_then(|t| t.item(i));
+                let item_line = item_tree.map_or(line, |t| t.line);
+                item.push(i);
+                flatten(value, item_line, item_tree, item, file, out);
+                item.pop();
+            }
+        }
+        Some(Value::Null) | None => {}
+        Some(_) => out.errors.push(ReadError::BadList {
             file: file.to_string(),
-            line: b.line,
-            offset: b.offset,
+            line,
+            kind,
+        }),
+    }
+}
+
+impl Loaded {
+    /// Read one prepared stream whose `bad` lines held invalid UTF-8: the
+    /// documents covering them are reported and skipped, the others read.
+    /// `path` is where to read it again for lines (`None`: keep the text).
+    pub(super) fn read_text(
+        &mut self,
+        file: &str,
+        text: String,
+        bad: &[BadBytes],
+        path: Option<PathBuf>,
+    ) {
+        let base = text.as_ptr() as usize;
+        let mut reported = vec![false; bad.len()];
+        let mut docs: Vec<(DocBody, usize)> = Vec::new();
+        for doc in split_documents(&text) {
+            let last_line = doc.first_line + doc.text.lines().count().saturating_sub(1);
+            let mut skip = false;
+            for (i, b) in bad.iter().enumerate() {
+                if (doc.first_line..=last_line).contains(&b.line) {
+                    if !skip {
+                        self.errors.push(ReadError::NotUtf8 {
+                            file: file.to_string(),
+                            line: b.line,
+                            offset: b.offset,
+                        });
+                    }
+                    skip = true;
+                    reported[i] = true;
+                }
+            }
+            if skip {
+                continue;
+            }
+            let body = match doc.text {
+                Cow::Borrowed(t) => {
+                    let from = t.as_ptr() as usize - base;
+                    DocBody::Range(from..from + t.len())
+                }
+                Cow::Owned(t) => DocBody::Owned(t.into_boxed_str()),
+            };
+            docs.push((body, doc.first_line));
+        }
+        let results = read_documents(&text, &docs, file);
+        let file_index = self.files.len();
+        for ((body, first_line), read) in docs.into_iter().zip(results) {
+            self.errors.extend(read.errors);
+            if !read.parsed {
+                continue;
+            }
+            let doc = self.docs.len();
+            let hash = match &body {
+                DocBody::Range(r) => text_hash(&text.as_bytes()[r.clone()]),
+                DocBody::Owned(_) => 0,
+            };
+            self.docs.push(DocText {
+                file: file_index,
+                first_line,
+                body,
+                hash,
+            });
+            self.objects.extend(read.parts.into_iter().map(|p| Stored {
+                json: p.json,
+                doc,
+                item: p.item,
+                line: p.line,
+                hint: p.hint,
+            }));
+        }
+        // Invalid bytes outside every document (in a comment): still an error.
+        if let Some((b, _)) = bad.iter().zip(&reported).find(|(_, r)| !**r) {
+            self.errors.push(ReadError::NotUtf8 {
+                file: file.to_string(),
+                line: b.line,
+                offset: b.offset,
+            });
+        }
+        let text = match path {
+            Some(path) => TextSource::OnDisk(path),
+            None => TextSource::Kept(text),
+        };
+        self.files.push(FileText {
+            name: file.to_string(),
+            text,
         });
     }
-    loaded
+}
+
+/// Parse documents on all cores; results in document order.
+fn read_documents(text: &str, docs: &[(DocBody, usize)], file: &str) -> Vec<DocRead> {
+    let read_one = |(body, first_line): &(DocBody, usize)| {
+        let doc_text = match body {
+            DocBody::Range(r) => &text[r.clone()],
+            DocBody::Owned(t) => t,
+        };
+        read_document(doc_text, *first_line, file)
+    };
+    let threads = workers(docs.len());
+    if threads == 1 {
+        return docs.iter().map(read_one).collect();
+    }
+    let chunk = docs.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = docs
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(read_one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 /// Decode `bytes` as UTF-8, replacing each invalid sequence with U+FFFD and
@@ -785,22 +661,25 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
     };
     for file in files {
         let name = file.display().to_string();
-        let mut bytes = Vec::new();
-        let read = if name == "-" {
-            std::io::stdin().lock().read_to_end(&mut bytes).map(|_| ())
+        let (bytes, path) = if name == "-" {
+            let mut bytes = Vec::new();
+            (
+                std::io::stdin()
+                    .lock()
+                    .read_to_end(&mut bytes)
+                    .map(|_| bytes),
+                None,
+            )
         } else {
-            std::fs::File::open(&file).and_then(|mut f| f.read_to_end(&mut bytes).map(|_| ()))
+            (read_bytes(&file), Some(file.clone()))
         };
-        if let Err(source) = read {
-            loaded.errors.push(ReadError::Io { file: name, source });
-            continue;
-        }
-        match String::from_utf8(bytes) {
-            Ok(text) => loaded.merge(load_str(&text, &name)),
-            Err(err) => {
-                let (text, bad) = decode_lossy(err.as_bytes());
-                loaded.merge(load_text(&text, &name, &bad));
+        match bytes {
+            Ok(bytes) => {
+                let (text, bad, as_is) = prepare_text(bytes);
+                // Read again for lines only where offsets are the file's own.
+                loaded.read_text(&name, text, &bad, path.filter(|_| as_is));
             }
+            Err(source) => loaded.errors.push(ReadError::Io { file: name, source }),
         }
     }
     loaded
@@ -810,27 +689,10 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
 mod tests {
     use super::*;
 
-    #[test]
-    fn path_parsing() {
-        assert_eq!(
-            parse_path(r#"spec.template.spec.volumes[0].hostPath"#),
-            vec![
-                Segment::Key("spec".into()),
-                Segment::Key("template".into()),
-                Segment::Key("spec".into()),
-                Segment::Key("volumes".into()),
-                Segment::Index(0),
-                Segment::Key("hostPath".into()),
-            ]
-        );
-        assert_eq!(
-            parse_path(r#"metadata.annotations["nginx.ingress.kubernetes.io/affinity"]"#),
-            vec![
-                Segment::Key("metadata".into()),
-                Segment::Key("annotations".into()),
-                Segment::Key("nginx.ingress.kubernetes.io/affinity".into()),
-            ]
-        );
+    fn load_text(text: &str, file: &str, bad: &[BadBytes]) -> Loaded {
+        let mut loaded = Loaded::default();
+        loaded.read_text(file, text.to_string(), bad, None);
+        loaded
     }
 
     #[test]
@@ -838,14 +700,17 @@ mod tests {
         let text = "# Source: x\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: a\n  annotations:\n    a.b/c: \"1\"\n---\n\n---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n";
         let loaded = load_str(text, "f.yaml");
         assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        assert_eq!(loaded.objects.len(), 2);
+        assert_eq!(loaded.len(), 2);
         let lines: Vec<usize> = loaded
-            .objects
+            .objects()
             .iter()
             .filter_map(|o| o.source.as_ref().map(|s| s.line))
             .collect();
         assert_eq!(lines, vec![3, 14]);
-        let tree = &loaded.trees[&("f.yaml".to_string(), 3)];
+        let doc = loaded.doc_text(0, None).expect("kept text");
+        let tree = loaded
+            .doc_tree(0, &doc)
+            .expect("the Service document parses");
         assert_eq!(tree.locate(r#"metadata.annotations["a.b/c"]"#), 8);
         assert_eq!(tree.locate("metadata.name"), 6);
         assert_eq!(tree.locate("spec.missing"), 3);
@@ -855,7 +720,7 @@ mod tests {
     fn malformed_document_is_reported_and_others_read() {
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\nkind: [unclosed\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
         let loaded = load_str(text, "bad.yaml");
-        assert_eq!(loaded.objects.len(), 2);
+        assert_eq!(loaded.len(), 2);
         assert_eq!(loaded.errors.len(), 1);
         assert_eq!(loaded.errors[0].line(), Some(5));
         assert!(loaded.errors[0].to_string().starts_with("bad.yaml:5: "));
@@ -865,8 +730,8 @@ mod tests {
     fn lists_are_flattened_with_item_lines() {
         let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: a}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: b}\n";
         let loaded = load_str(text, "l.yaml");
-        assert_eq!(loaded.objects.len(), 2);
-        assert_eq!(loaded.objects[1].source.as_ref().map(|s| s.line), Some(7));
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded.objects()[1].source.as_ref().map(|s| s.line), Some(7));
     }
 
     #[test]
@@ -875,9 +740,9 @@ mod tests {
             "{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {\"name\": \"j\"}}",
             "x.json",
         );
-        assert_eq!(loaded.objects.len(), 1);
+        assert_eq!(loaded.len(), 1);
         let loaded = load_str("just a string\n", "s.yaml");
-        assert_eq!(loaded.objects.len(), 0);
+        assert_eq!(loaded.len(), 0);
         assert!(matches!(
             loaded.errors[0],
             ReadError::NotAnObject { line: 1, .. }
@@ -891,17 +756,18 @@ mod tests {
         let loaded = load_str(text, "cr.yaml");
         assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
         let lines: Vec<usize> = loaded
-            .objects
+            .objects()
             .iter()
             .filter_map(|o| o.source.as_ref().map(|s| s.line))
             .collect();
         assert_eq!(lines, [1, 6]);
-        let tree = &loaded.trees[&("cr.yaml".to_string(), 1)];
+        let doc = loaded.doc_text(0, None).expect("kept text");
+        let tree = loaded.doc_tree(0, &doc).expect("the first document parses");
         assert_eq!(tree.locate("metadata.name"), 4);
         // CRLF stays one line end.
         let crlf = load_str("a: 1\r\n---\r\nb: 2\r\nc: 3\r\n", "crlf.yaml");
-        assert_eq!(crlf.objects.len(), 2);
-        assert_eq!(crlf.objects[1].source.as_ref().map(|s| s.line), Some(3));
+        assert_eq!(crlf.len(), 2);
+        assert_eq!(crlf.objects()[1].source.as_ref().map(|s| s.line), Some(3));
     }
 
     #[test]
@@ -956,8 +822,8 @@ mod tests {
         bytes.extend_from_slice(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n");
         let (text, bad) = decode_lossy(&bytes);
         let loaded = load_text(&text, "bin.yaml", &bad);
-        let names: Vec<&str> = loaded
-            .objects
+        let objects = loaded.objects();
+        let names: Vec<&str> = objects
             .iter()
             .filter_map(|o| o.value["metadata"]["name"].as_str())
             .collect();
