@@ -447,6 +447,24 @@ async fn deny_warn_and_unlabelled_namespaces_through_the_api_server() {
         message.contains("[host-path, high] spec.template.spec.volumes[0].hostPath"),
         "{message}"
     );
+    // As most manifests are written: no containerPort and no Service in the
+    // same request. The state rules judge it all the same.
+    let mut portless = deployment("worker", true);
+    if let Some(c) = portless
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .and_then(|s| s.containers.first_mut())
+    {
+        c.ports = None;
+    }
+    let message = denial(deploys.create(&PostParams::default(), &portless).await)
+        .expect("port-less hostPath Deployment denied");
+    assert!(
+        message.contains("[host-path, high] spec.template.spec.volumes[0].hostPath"),
+        "{message}"
+    );
+    assert!(deploys.get_opt("worker").await.expect("get").is_none());
     // Server-side dry run: same answer, nothing stored, no side effects.
     let dry = denial(
         deny_svcs
