@@ -12,8 +12,12 @@
 //! serde-saphyr alone. `tests::fast_and_serde_saphyr_read_the_same_values`
 //! holds the two readers to the same values.
 
+use std::collections::BTreeSet;
+
 use granit_parser::{Event, Parser, ScalarStyle};
 use serde_json::{Map, Value};
+
+use crate::rules::GroupHint;
 
 use super::nodes::{Children, KeyText, LineTree, Plain};
 use super::read::yaml_options;
@@ -195,6 +199,181 @@ fn walk<B: Builder>(text: &str) -> Option<(Option<B::Node>, usize)> {
     Some((root, first_line.unwrap_or(1)))
 }
 
+/// One object read straight to compact JSON: what the reader stores.
+pub(super) struct JsonObject {
+    pub(super) json: Vec<u8>,
+    /// The line its content starts on (1-based, in the document's text).
+    pub(super) line: usize,
+    pub(super) hint: GroupHint,
+}
+
+/// The one document in `text` written as JSON without building its value,
+/// when it is a mapping (not a `kind: List`) the fast reader takes; `None`
+/// means: read it as a value (see [`read`]).
+pub(super) fn read_json(text: &str) -> Option<JsonObject> {
+    /// Where a top-level field of interest is being read.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Field {
+        Other,
+        Kind,
+        ApiVersion,
+        Metadata,
+        Namespace,
+    }
+    struct Frame {
+        is_map: bool,
+        written: usize,
+        /// For a mapping: the field its pending key names (at depth 1 and 2).
+        pending: Option<Field>,
+        /// The field this collection is the value of.
+        field: Field,
+    }
+    let mut json = Vec::with_capacity(text.len());
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut first_line = None;
+    let mut documents = 0;
+    let mut nodes = 0;
+    let mut done = false;
+    let (mut kind, mut api_version, mut namespace) = (String::new(), String::new(), String::new());
+    let mut strings: Vec<String> = Vec::new();
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.ok()?;
+        nodes += 1;
+        if nodes > MAX_NODES || done && !matches!(event, Event::StreamEnd | Event::DocumentEnd) {
+            return None;
+        }
+        match event {
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Comment(..) => {}
+            Event::DocumentStart(..) => {
+                documents += 1;
+                if documents > 1 {
+                    return None;
+                }
+            }
+            Event::Scalar(value, style, anchor, tag) => {
+                if anchor != 0 || tag.is_some() || stack.is_empty() {
+                    return None; // a scalar document is an error for the value reader
+                }
+                let depth = stack.len();
+                let top = stack.last_mut()?;
+                if top.is_map && top.pending.is_none() {
+                    let key = key_text(&value, style)?;
+                    if key == "<<" && style == ScalarStyle::Plain {
+                        return None;
+                    }
+                    if top.written > 0 {
+                        json.push(b',');
+                    }
+                    top.written += 1;
+                    top.pending = Some(match (depth, top.field, key.as_str()) {
+                        (1, _, "kind") => Field::Kind,
+                        (1, _, "apiVersion") => Field::ApiVersion,
+                        (1, _, "metadata") => Field::Metadata,
+                        (2, Field::Metadata, "namespace") => Field::Namespace,
+                        _ => Field::Other,
+                    });
+                    serde_json::to_writer(&mut json, &key).ok()?;
+                    json.push(b':');
+                    continue;
+                }
+                let field = if top.is_map {
+                    top.pending.take()?
+                } else {
+                    Field::Other
+                };
+                if !top.is_map {
+                    if top.written > 0 {
+                        json.push(b',');
+                    }
+                    top.written += 1;
+                }
+                let resolved = scalar(value.into_owned(), style)?;
+                if let Value::String(text) = &resolved {
+                    match field {
+                        Field::Kind => text.clone_into(&mut kind),
+                        Field::ApiVersion => text.clone_into(&mut api_version),
+                        Field::Namespace => text.clone_into(&mut namespace),
+                        Field::Other | Field::Metadata => {}
+                    }
+                    strings.push(text.clone());
+                } else {
+                    // The last of duplicate keys wins: a non-text kind is no kind.
+                    match field {
+                        Field::Kind => kind.clear(),
+                        Field::ApiVersion => api_version.clear(),
+                        Field::Namespace | Field::Metadata => namespace.clear(),
+                        Field::Other => {}
+                    }
+                }
+                if field == Field::Metadata {
+                    namespace.clear();
+                }
+                serde_json::to_writer(&mut json, &resolved).ok()?;
+            }
+            Event::SequenceStart(_, anchor, ref tag) | Event::MappingStart(_, anchor, ref tag) => {
+                if anchor != 0 || tag.is_some() || stack.len() >= MAX_DEPTH {
+                    return None;
+                }
+                let is_map = matches!(event, Event::MappingStart(..));
+                let field = match stack.last_mut() {
+                    None if !is_map => return None, // a list document: read it as a value
+                    None => {
+                        first_line.get_or_insert(span.start.line());
+                        Field::Other
+                    }
+                    Some(top) if top.is_map && top.pending.is_none() => return None,
+                    Some(top) if top.is_map => top.pending.take()?,
+                    Some(top) => {
+                        if top.written > 0 {
+                            json.push(b',');
+                        }
+                        top.written += 1;
+                        Field::Other
+                    }
+                };
+                // A later duplicate key replaces the earlier value.
+                match field {
+                    Field::Kind => kind.clear(),
+                    Field::ApiVersion => api_version.clear(),
+                    Field::Namespace | Field::Metadata => namespace.clear(),
+                    Field::Other => {}
+                }
+                json.push(if is_map { b'{' } else { b'[' });
+                stack.push(Frame {
+                    is_map,
+                    written: 0,
+                    pending: None,
+                    field,
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let frame = stack.pop()?;
+                if frame.is_map != matches!(event, Event::MappingEnd) || frame.pending.is_some() {
+                    return None;
+                }
+                json.push(if frame.is_map { b'}' } else { b']' });
+                done = stack.is_empty();
+            }
+            Event::Alias(_) | Event::Anchor(..) | Event::UnresolvedAlias(_) => return None,
+            // Events of later parser versions: let serde-saphyr decide.
+            _ => return None,
+        }
+    }
+    if !done || kind.ends_with("List") {
+        return None;
+    }
+    let mut words = BTreeSet::new();
+    for s in &strings {
+        GroupHint::words_of(s, &mut words);
+    }
+    let hint = GroupHint::from_parts(&kind, &api_version, &namespace, words);
+    Some(JsonObject {
+        json,
+        line: first_line.unwrap_or(1),
+        hint,
+    })
+}
+
 /// A YAML 1.1 boolean or a null word: serde-saphyr does not read these as text.
 fn is_keyword(s: &str) -> bool {
     ["y", "yes", "n", "no", "true", "false", "on", "off", "null"]
@@ -271,6 +450,17 @@ mod tests {
         })
     }
 
+    /// The JSON writer gives the value and hint the value reader gives, or
+    /// declines (Lists, non-mappings).
+    fn same_json(text: &str, at: &str) {
+        let Some(obj) = read_json(text) else { return };
+        let (value, line) = read(text).expect("the value reader takes what the JSON writer takes");
+        let decoded: Value = serde_json::from_slice(&obj.json).expect("valid JSON");
+        assert_eq!(decoded, value, "{at}");
+        assert_eq!(obj.line, line, "{at}");
+        assert_eq!(obj.hint, GroupHint::of(&value), "{at}");
+    }
+
     /// Every document the fast reader accepts reads the same with serde-saphyr.
     #[test]
     fn fast_and_serde_saphyr_read_the_same_values() {
@@ -340,6 +530,7 @@ mod tests {
             ] {
                 if let Some(fast) = read(&doc) {
                     assert_eq!(Some(fast), slow(&doc), "document {doc:?}");
+                    same_json(&doc, &doc);
                 }
             }
         }
@@ -356,6 +547,7 @@ mod tests {
             assert!(fast.is_some(), "fast reader should take {doc:?}");
             assert_eq!(fast, slow(doc), "document {doc:?}");
             assert_eq!(read_lines(doc), slow_lines(doc), "lines of {doc:?}");
+            same_json(doc, doc);
         }
     }
 
@@ -378,6 +570,7 @@ mod tests {
                     let at = format!("{}:{}", file.display(), doc.first_line);
                     assert_eq!(Some(fast), slow(&doc.text), "{at}");
                     assert_eq!(read_lines(&doc.text), slow_lines(&doc.text), "{at}");
+                    same_json(&doc.text, &at);
                 }
             }
         }

@@ -335,6 +335,16 @@ struct DocRead {
 fn read_document(text: &str, first_line: usize, file: &str) -> DocRead {
     let offset = first_line - 1;
     let mut out = DocRead::default();
+    if let Some(object) = super::fast::read_json(text) {
+        out.parsed = true;
+        out.parts.push(Part {
+            json: object.json.into_boxed_slice(),
+            item: Box::default(),
+            line: object.line + offset,
+            hint: object.hint,
+        });
+        return out;
+    }
     let read = super::fast::read(text).map(Ok).unwrap_or_else(|| {
         serde_saphyr::from_str_with_options::<Spanned<Plain>>(text, yaml_options())
             .map(|spanned| (spanned.value.0, spanned.referenced.line() as usize))

@@ -34,25 +34,49 @@ pub struct GroupHint {
 impl GroupHint {
     /// The hint of one object.
     pub fn of(v: &Value) -> Self {
-        let kind = classify(
+        let mut words = BTreeSet::new();
+        collect_words(v, &mut words);
+        GroupHint::from_parts(
             str_at(v, &["kind"]).unwrap_or(""),
             str_at(v, &["apiVersion"]).unwrap_or(""),
-        );
-        let namespace: Box<str> = ns_of(v).into();
+            ns_of(v),
+            words,
+        )
+    }
+
+    /// The hint of an object read without building its value: its `kind`,
+    /// `apiVersion` and `metadata.namespace` (`""` when not text), and the
+    /// words of all its text values (see [`GroupHint::words_of`]).
+    pub fn from_parts(
+        kind: &str,
+        api_version: &str,
+        namespace: &str,
+        mut words: BTreeSet<&str>,
+    ) -> Self {
+        let kind = classify(kind, api_version);
         // Workloads and their config look only into their own namespace; any
         // other kind the engine reads (and any it learns later) is scanned.
         let scans_references = kind.is_some_and(|k| {
             !k.is_workload() && !matches!(k, Kind::ConfigMap | Kind::Hpa | Kind::ScaledObject)
         });
-        let mut words = BTreeSet::new();
-        if scans_references {
-            collect_words(v, &mut words);
-            words.remove(&*namespace);
+        if !scans_references {
+            words.clear();
         }
+        words.remove(namespace);
         GroupHint {
-            namespace,
+            namespace: namespace.into(),
             mentions: words.into_iter().collect::<Vec<_>>().join(" ").into(),
             needs_cluster_scope: kind == Some(Kind::Claim),
+        }
+    }
+
+    /// The words of one text value that may name a namespace: `svc.ns`,
+    /// `svc.ns.svc.cluster.local`, `ns/name` give every part.
+    pub fn words_of<'s>(text: &'s str, out: &mut BTreeSet<&'s str>) {
+        for word in text.split(['.', '/', ':']) {
+            if is_dns_label(word) {
+                out.insert(word);
+            }
         }
     }
 }
@@ -66,14 +90,7 @@ fn is_dns_label(s: &str) -> bool {
 
 fn collect_words<'v>(v: &'v Value, out: &mut BTreeSet<&'v str>) {
     match v {
-        Value::String(s) => {
-            // `svc.ns`, `svc.ns.svc.cluster.local`, `ns/name`: every part.
-            for word in s.split(['.', '/', ':']) {
-                if is_dns_label(word) {
-                    out.insert(word);
-                }
-            }
-        }
+        Value::String(s) => GroupHint::words_of(s, out),
         Value::Array(items) => items.iter().for_each(|i| collect_words(i, out)),
         Value::Object(map) => map.values().for_each(|i| collect_words(i, out)),
         _ => {}
