@@ -12,6 +12,7 @@
 //! serde-saphyr alone. `tests::fast_and_serde_saphyr_read_the_same_values`
 //! holds the two readers to the same values.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use granit_parser::{Event, Parser, ScalarStyle};
@@ -235,7 +236,8 @@ pub(super) fn read_json(text: &str) -> Option<JsonObject> {
     let mut nodes = 0;
     let mut done = false;
     let (mut kind, mut api_version, mut namespace) = (String::new(), String::new(), String::new());
-    let mut strings: Vec<String> = Vec::new();
+    let mut words: BTreeSet<String> = BTreeSet::new();
+    let mut skipping_words = false;
     for event in Parser::new_from_str(text) {
         let (event, span) = event.ok()?;
         nodes += 1;
@@ -257,7 +259,11 @@ pub(super) fn read_json(text: &str) -> Option<JsonObject> {
                 let depth = stack.len();
                 let top = stack.last_mut()?;
                 if top.is_map && top.pending.is_none() {
-                    let key = key_text(&value, style)?;
+                    let key: Cow<'_, str> = if style != ScalarStyle::Plain || clearly_text(&value) {
+                        Cow::Borrowed(&value)
+                    } else {
+                        Cow::Owned(key_text(&value, style)?)
+                    };
                     if key == "<<" && style == ScalarStyle::Plain {
                         return None;
                     }
@@ -265,14 +271,14 @@ pub(super) fn read_json(text: &str) -> Option<JsonObject> {
                         json.push(b',');
                     }
                     top.written += 1;
-                    top.pending = Some(match (depth, top.field, key.as_str()) {
+                    top.pending = Some(match (depth, top.field, &*key) {
                         (1, _, "kind") => Field::Kind,
                         (1, _, "apiVersion") => Field::ApiVersion,
                         (1, _, "metadata") => Field::Metadata,
                         (2, Field::Metadata, "namespace") => Field::Namespace,
                         _ => Field::Other,
                     });
-                    serde_json::to_writer(&mut json, &key).ok()?;
+                    serde_json::to_writer(&mut json, &*key).ok()?;
                     json.push(b':');
                     continue;
                 }
@@ -287,18 +293,44 @@ pub(super) fn read_json(text: &str) -> Option<JsonObject> {
                     }
                     top.written += 1;
                 }
-                let resolved = scalar(value.into_owned(), style)?;
-                if let Value::String(text) = &resolved {
+                // Text needs no value: written and noted from the parser's own string.
+                let resolved = if style != ScalarStyle::Plain || clearly_text(&value) {
+                    None
+                } else {
+                    Some(scalar(value.to_string(), style)?)
+                };
+                let text = match &resolved {
+                    None => Some(&*value),
+                    Some(Value::String(t)) => Some(t.as_str()),
+                    Some(_) => None,
+                };
+                if let Some(text) = text {
                     match field {
+                        Field::Kind | Field::ApiVersion if skipping_words => return None,
                         Field::Kind => text.clone_into(&mut kind),
                         Field::ApiVersion => text.clone_into(&mut api_version),
                         Field::Namespace => text.clone_into(&mut namespace),
                         Field::Other | Field::Metadata => {}
                     }
-                    strings.push(text.clone());
+                    if matches!(field, Field::Kind | Field::ApiVersion)
+                        && !kind.is_empty()
+                        && !api_version.is_empty()
+                        && !GroupHint::uses_words(&kind, &api_version)
+                    {
+                        // Most objects name their kind first: the rest of their
+                        // text need not be split into words.
+                        skipping_words = true;
+                        words.clear();
+                    }
+                    if !skipping_words {
+                        let mut found = BTreeSet::new();
+                        GroupHint::words_of(text, &mut found);
+                        words.extend(found.into_iter().map(str::to_string));
+                    }
                 } else {
                     // The last of duplicate keys wins: a non-text kind is no kind.
                     match field {
+                        Field::Kind | Field::ApiVersion if skipping_words => return None,
                         Field::Kind => kind.clear(),
                         Field::ApiVersion => api_version.clear(),
                         Field::Namespace | Field::Metadata => namespace.clear(),
@@ -308,7 +340,10 @@ pub(super) fn read_json(text: &str) -> Option<JsonObject> {
                 if field == Field::Metadata {
                     namespace.clear();
                 }
-                serde_json::to_writer(&mut json, &resolved).ok()?;
+                match &resolved {
+                    None => serde_json::to_writer(&mut json, &*value).ok()?,
+                    Some(v) => serde_json::to_writer(&mut json, v).ok()?,
+                }
             }
             Event::SequenceStart(_, anchor, ref tag) | Event::MappingStart(_, anchor, ref tag) => {
                 if anchor != 0 || tag.is_some() || stack.len() >= MAX_DEPTH {
@@ -333,6 +368,7 @@ pub(super) fn read_json(text: &str) -> Option<JsonObject> {
                 };
                 // A later duplicate key replaces the earlier value.
                 match field {
+                    Field::Kind | Field::ApiVersion if skipping_words => return None,
                     Field::Kind => kind.clear(),
                     Field::ApiVersion => api_version.clear(),
                     Field::Namespace | Field::Metadata => namespace.clear(),
@@ -362,10 +398,7 @@ pub(super) fn read_json(text: &str) -> Option<JsonObject> {
     if !done || kind.ends_with("List") {
         return None;
     }
-    let mut words = BTreeSet::new();
-    for s in &strings {
-        GroupHint::words_of(s, &mut words);
-    }
+    let words = words.iter().map(String::as_str).collect();
     let hint = GroupHint::from_parts(&kind, &api_version, &namespace, words);
     Some(JsonObject {
         json,

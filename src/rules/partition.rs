@@ -53,21 +53,25 @@ impl GroupHint {
         namespace: &str,
         mut words: BTreeSet<&str>,
     ) -> Self {
-        let kind = classify(kind, api_version);
-        // Workloads and their config look only into their own namespace; any
-        // other kind the engine reads (and any it learns later) is scanned.
-        let scans_references = kind.is_some_and(|k| {
-            !k.is_workload() && !matches!(k, Kind::ConfigMap | Kind::Hpa | Kind::ScaledObject)
-        });
-        if !scans_references {
+        if !GroupHint::uses_words(kind, api_version) {
             words.clear();
         }
+        let kind = classify(kind, api_version);
         words.remove(namespace);
         GroupHint {
             namespace: namespace.into(),
             mentions: words.into_iter().collect::<Vec<_>>().join(" ").into(),
             needs_cluster_scope: kind == Some(Kind::Claim),
         }
+    }
+
+    /// Whether the hint of an object of this kind keeps its words. Workloads
+    /// and their config look only into their own namespace; any other kind
+    /// the engine reads (and any it learns later) may name another.
+    pub fn uses_words(kind: &str, api_version: &str) -> bool {
+        classify(kind, api_version).is_some_and(|k| {
+            !k.is_workload() && !matches!(k, Kind::ConfigMap | Kind::Hpa | Kind::ScaledObject)
+        })
     }
 
     /// The words of one text value that may name a namespace: `svc.ns`,
