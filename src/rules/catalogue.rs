@@ -293,7 +293,10 @@ pub static CATALOGUE: [RuleInfo; 10] = [
                   `FILESYSTEM_DISK=local`, `ACTIVE_STORAGE_SERVICE=local`, \
                   `MM_FILESETTINGS_DRIVERNAME=local`, chartmuseum `STORAGE=local`, \
                   `REGISTRY_STORAGE=filesystem`), also through a referenced ConfigMap. \
-                  `ReadWriteMany` claims are shared by all replicas and are not reported.",
+                  For the images of the application catalogue (below), their documented data \
+                  directories on such a volume, or on no volume at all (the container's \
+                  writable layer). `ReadWriteMany` claims are shared by all replicas and are \
+                  not reported.",
     },
     RuleInfo {
         id: RuleId::PvcAppTier,
@@ -351,7 +354,8 @@ pub static CATALOGUE: [RuleInfo; 10] = [
                   `SESSION_STORE=memory_store` and `config.session_store :memory_store` in a mounted \
                   initializer, PHP `session.save_handler = files` (php.ini, `php_value`, FPM \
                   `php_admin_value[...]`) and `PHP_SESSION_SAVE_HANDLER=files`, Keycloak \
-                  `KC_CACHE=local`. Not reported: shared or client-side backends (redis, \
+                  `KC_CACHE=local`, and the session settings of the application catalogue \
+                  (below) on its images. Not reported: shared or client-side backends (redis, \
                   memcached, database, jdbc, mongodb, dynamodb, hazelcast, cookie, \
                   `signed_cookies`, `cookie_store`, jwt), Django `cached_db`, Spring \
                   `spring.session.store-type=none`, caches that are not sessions \
