@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -464,63 +464,9 @@ impl Loaded {
         bad: &[BadBytes],
         path: Option<PathBuf>,
     ) {
-        let base = text.as_ptr() as usize;
-        let mut reported = vec![false; bad.len()];
-        let mut docs: Vec<(DocBody, usize)> = Vec::new();
-        for doc in split_documents(&text) {
-            let last_line = doc.first_line + doc.text.lines().count().saturating_sub(1);
-            let mut skip = false;
-            for (i, b) in bad.iter().enumerate() {
-                if (doc.first_line..=last_line).contains(&b.line) {
-                    if !skip {
-                        self.errors.push(ReadError::NotUtf8 {
-                            file: file.to_string(),
-                            line: b.line,
-                            offset: b.offset,
-                        });
-                    }
-                    skip = true;
-                    reported[i] = true;
-                }
-            }
-            if skip {
-                continue;
-            }
-            let body = match doc.text {
-                Cow::Borrowed(t) => {
-                    let from = t.as_ptr() as usize - base;
-                    DocBody::Range(from..from + t.len())
-                }
-                Cow::Owned(t) => DocBody::Owned(t.into_boxed_str()),
-            };
-            docs.push((body, doc.first_line));
-        }
-        let results = read_documents(&text, &docs, file);
         let file_index = self.files.len();
-        for ((body, first_line), read) in docs.into_iter().zip(results) {
-            self.errors.extend(read.errors);
-            if !read.parsed {
-                continue;
-            }
-            let doc = self.docs.len();
-            let hash = match &body {
-                DocBody::Range(r) => text_hash(&text.as_bytes()[r.clone()]),
-                DocBody::Owned(_) => 0,
-            };
-            self.docs.push(DocText {
-                file: file_index,
-                first_line,
-                body,
-                hash,
-            });
-            self.objects.extend(read.parts.into_iter().map(|p| Stored {
-                json: p.json,
-                doc,
-                item: p.item,
-                line: p.line,
-                hint: p.hint,
-            }));
-        }
+        let mut reported = vec![false; bad.len()];
+        self.read_segment(file_index, file, &text, 1, 0, bad, &mut reported);
         // Invalid bytes outside every document (in a comment): still an error.
         if let Some((b, _)) = bad.iter().zip(&reported).find(|(_, r)| !**r) {
             self.errors.push(ReadError::NotUtf8 {
@@ -538,13 +484,171 @@ impl Loaded {
             text,
         });
     }
+
+    /// Read a file a segment at a time (segments end before a `---` or `...`
+    /// line), so that its whole text is never in memory: only its objects,
+    /// as compact JSON. `Ok(false)` (and nothing read) when the file needs its
+    /// text prepared first: a byte-order mark, a lone CR or invalid UTF-8.
+    pub(super) fn read_file_in_segments(&mut self, file: &str, path: &Path) -> io::Result<bool> {
+        const SEGMENT: usize = 1 << 20;
+        let mut input = std::fs::File::open(path)?;
+        let file_index = self.files.len();
+        let before = (self.objects.len(), self.docs.len(), self.errors.len());
+        let give_up = |loaded: &mut Loaded| -> io::Result<bool> {
+            loaded.objects.truncate(before.0);
+            loaded.docs.truncate(before.1);
+            loaded.errors.truncate(before.2);
+            Ok(false)
+        };
+        let mut buf: Vec<u8> = Vec::new();
+        let (mut base_line, mut base_offset) = (1, 0);
+        let mut eof = false;
+        while !eof {
+            let filled = buf.len();
+            buf.resize(filled + SEGMENT, 0);
+            let n = loop {
+                match input.read(&mut buf[filled..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        give_up(self)?;
+                        return Err(e);
+                    }
+                }
+            };
+            buf.truncate(filled + n);
+            eof = n == 0;
+            if base_offset == 0 && buf.starts_with("\u{feff}".as_bytes()) {
+                return give_up(self);
+            }
+            let cut = if eof {
+                buf.len()
+            } else {
+                match last_marker_line(&buf) {
+                    Some(at) => at,
+                    None => continue, // one document so far: read on
+                }
+            };
+            let segment = &buf[..cut];
+            let lone_cr = segment
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'\r' && segment.get(i + 1) != Some(&b'\n'));
+            let Ok(text) = std::str::from_utf8(segment).map_err(drop) else {
+                return give_up(self);
+            };
+            if lone_cr {
+                return give_up(self);
+            }
+            self.read_segment(file_index, file, text, base_line, base_offset, &[], &mut []);
+            base_line += segment.iter().filter(|&&b| b == b'\n').count();
+            base_offset += cut;
+            buf.drain(..cut);
+        }
+        self.files.push(FileText {
+            name: file.to_string(),
+            text: TextSource::OnDisk(path.to_path_buf()),
+        });
+        Ok(true)
+    }
+
+    /// Read the documents of `text`, which starts at line `base_line` and
+    /// byte `base_offset` of file number `file_index`.
+    #[allow(clippy::too_many_arguments)]
+    fn read_segment(
+        &mut self,
+        file_index: usize,
+        file: &str,
+        text: &str,
+        base_line: usize,
+        base_offset: usize,
+        bad: &[BadBytes],
+        reported: &mut [bool],
+    ) {
+        let base = text.as_ptr() as usize;
+        let mut docs: Vec<(DocBody, usize, u64)> = Vec::new();
+        for doc in split_documents(text) {
+            let first_line = doc.first_line + base_line - 1;
+            let last_line = first_line + doc.text.lines().count().saturating_sub(1);
+            let mut skip = false;
+            for (i, b) in bad.iter().enumerate() {
+                if (first_line..=last_line).contains(&b.line) {
+                    if !skip {
+                        self.errors.push(ReadError::NotUtf8 {
+                            file: file.to_string(),
+                            line: b.line,
+                            offset: b.offset,
+                        });
+                    }
+                    skip = true;
+                    reported[i] = true;
+                }
+            }
+            if skip {
+                continue;
+            }
+            let (body, hash) = match doc.text {
+                Cow::Borrowed(t) => {
+                    let from = t.as_ptr() as usize - base + base_offset;
+                    (
+                        DocBody::Range(from..from + t.len()),
+                        text_hash(t.as_bytes()),
+                    )
+                }
+                Cow::Owned(t) => (DocBody::Owned(t.into_boxed_str()), 0),
+            };
+            docs.push((body, first_line, hash));
+        }
+        let results = read_documents(text, base_offset, &docs, file);
+        for ((body, first_line, hash), read) in docs.into_iter().zip(results) {
+            self.errors.extend(read.errors);
+            if !read.parsed {
+                continue;
+            }
+            let doc = self.docs.len();
+            self.docs.push(DocText {
+                file: file_index,
+                first_line,
+                body,
+                hash,
+            });
+            self.objects.extend(read.parts.into_iter().map(|p| Stored {
+                json: p.json,
+                doc,
+                item: p.item,
+                line: p.line,
+                hint: p.hint,
+            }));
+        }
+    }
+}
+
+/// Where the last complete `---` or `...` line of `buf` starts (not at 0):
+/// everything before it is whole documents.
+fn last_marker_line(buf: &[u8]) -> Option<usize> {
+    let mut end = buf.len();
+    while let Some(nl) = buf[..end].iter().rposition(|&b| b == b'\n') {
+        let line = &buf[nl + 1..];
+        let is_marker = (line.starts_with(b"---") || line.starts_with(b"..."))
+            && matches!(line.get(3), Some(b' ' | b'\t' | b'\r' | b'\n'));
+        if is_marker {
+            return Some(nl + 1);
+        }
+        end = nl;
+    }
+    None
 }
 
 /// Parse documents on all cores; results in document order.
-fn read_documents(text: &str, docs: &[(DocBody, usize)], file: &str) -> Vec<DocRead> {
-    let read_one = |(body, first_line): &(DocBody, usize)| {
+fn read_documents(
+    text: &str,
+    base_offset: usize,
+    docs: &[(DocBody, usize, u64)],
+    file: &str,
+) -> Vec<DocRead> {
+    let read_one = |(body, first_line, _): &(DocBody, usize, u64)| {
         let doc_text = match body {
-            DocBody::Range(r) => &text[r.clone()],
+            DocBody::Range(r) => &text[r.start - base_offset..r.end - base_offset],
             DocBody::Owned(t) => t,
         };
         read_document(doc_text, *first_line, file)
@@ -681,7 +785,14 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
                 None,
             )
         } else {
-            (read_bytes(&file), Some(file.clone()))
+            match loaded.read_file_in_segments(&name, &file) {
+                Ok(true) => continue,
+                Ok(false) => (read_bytes(&file), Some(file.clone())),
+                Err(source) => {
+                    loaded.errors.push(ReadError::Io { file: name, source });
+                    continue;
+                }
+            }
         };
         match bytes {
             Ok(bytes) => {
@@ -724,6 +835,72 @@ mod tests {
         assert_eq!(tree.locate(r#"metadata.annotations["a.b/c"]"#), 8);
         assert_eq!(tree.locate("metadata.name"), 6);
         assert_eq!(tree.locate("spec.missing"), 3);
+    }
+
+    /// A stream of more than two segments, with a document longer than a
+    /// segment and one on a `--- ` line, written to `name` in a temp dir.
+    fn segmented_stream(name: &str, tail: &str) -> (PathBuf, String) {
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        for i in 0..9000 {
+            let _ = write!(
+                text,
+                "---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: ns{}}}\n\
+                 spec: {{selector: {{app: a{i}}}, sessionAffinity: ClientIP}}\n",
+                i % 7
+            );
+        }
+        text.push_str("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n");
+        for i in 0..60_000 {
+            let _ = writeln!(text, "  k{i}: v{i}");
+        }
+        text.push_str(
+            "--- {apiVersion: v1, kind: Service, metadata: {name: last}, \
+             spec: {selector: {app: x}, sessionAffinity: ClientIP}}\n",
+        );
+        text.push_str(tail);
+        let dir = std::env::temp_dir().join(format!("so-segments-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(name);
+        std::fs::write(&path, &text).expect("write");
+        (path, text)
+    }
+
+    fn same_as_whole_text(path: &Path, text: &str) -> Loaded {
+        let name = path.display().to_string();
+        let from_file = load_paths(&[path.to_path_buf()]);
+        let from_text = load_str(text, &name);
+        assert!(from_file.errors.is_empty(), "{:?}", from_file.errors);
+        assert_eq!(from_file.len(), 9002);
+        let view = |l: &Loaded| -> Vec<(Value, Option<usize>)> {
+            l.objects()
+                .into_iter()
+                .map(|o| (o.value, o.source.map(|s| s.line)))
+                .collect()
+        };
+        assert_eq!(view(&from_file), view(&from_text));
+        let config = crate::rules::Config::default();
+        let findings = crate::lint::lint(&from_file, &config);
+        assert_eq!(findings, crate::lint::lint(&from_text, &config));
+        assert_eq!(findings.len(), 9001, "every ClientIP Service");
+        from_file
+    }
+
+    #[test]
+    fn files_are_read_in_segments_with_the_same_objects_lines_and_findings() {
+        let (path, text) = segmented_stream("plain.yaml", "");
+        assert!(text.len() > 2 << 20, "more than two segments");
+        let loaded = same_as_whole_text(&path, &text);
+        assert!(matches!(loaded.files[0].text, TextSource::OnDisk(_)));
+        std::fs::remove_dir_all(path.parent().expect("dir")).ok();
+    }
+
+    #[test]
+    fn a_lone_cr_in_a_later_segment_reads_the_prepared_text_instead() {
+        let (path, text) = segmented_stream("cr.yaml", "# a comment\r# after a lone CR\n");
+        let loaded = same_as_whole_text(&path, &text);
+        assert!(matches!(loaded.files[0].text, TextSource::Kept(_)));
+        std::fs::remove_dir_all(path.parent().expect("dir")).ok();
     }
 
     #[test]
