@@ -803,6 +803,9 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
             Err(source) => loaded.errors.push(ReadError::Io { file: name, source }),
         }
     }
+    // Evaluation allocates next: give back what the lists grew by in advance.
+    loaded.objects.shrink_to_fit();
+    loaded.docs.shrink_to_fit();
     loaded
 }
 

@@ -1,5 +1,6 @@
 //! The finding sink and the workload (pod template) rules.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde_json::Value;
@@ -55,7 +56,7 @@ impl<'a> Sink<'a> {
             name: name_of(v).to_string(),
             path,
             message,
-            remediation: info.remediation.to_string(),
+            remediation: Cow::Borrowed(info.remediation),
             file: object.source.as_ref().map(|s| s.file.clone()),
             line: object.source.as_ref().map(|s| s.line),
             waived,

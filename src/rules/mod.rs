@@ -25,6 +25,7 @@ mod partition;
 mod patterns;
 mod sessions;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -105,7 +106,8 @@ pub struct Finding {
     /// or `metadata.annotations["nginx.ingress.kubernetes.io/affinity"]`.
     pub path: String,
     pub message: String,
-    pub remediation: String,
+    /// The rule's fix from the catalogue (shared, not copied per finding).
+    pub remediation: Cow<'static, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
