@@ -208,19 +208,74 @@ pub(super) struct JsonObject {
     pub(super) hint: GroupHint,
 }
 
+/// Where a top-level field of interest is being read.
+#[derive(Clone, Copy, PartialEq)]
+enum Field {
+    Other,
+    Kind,
+    ApiVersion,
+    Metadata,
+    Namespace,
+}
+
+/// What the group hint needs, gathered while the JSON is written.
+#[derive(Default)]
+struct Head {
+    kind: String,
+    api_version: String,
+    namespace: String,
+    words: BTreeSet<String>,
+    /// The kind is known and keeps no words: text is no longer split.
+    skipping_words: bool,
+}
+
+impl Head {
+    /// `field` got the text value `text`, or another value (`None`). The last
+    /// of duplicate keys wins, as in the value reader: a non-text kind is no
+    /// kind, a later `metadata` drops the namespace. `None` returned: a kind
+    /// changed after its words were skipped; let the value reader decide.
+    fn set(&mut self, field: Field, text: Option<&str>) -> Option<()> {
+        let slot = match field {
+            Field::Other => return Some(()),
+            Field::Kind | Field::ApiVersion if self.skipping_words => return None,
+            Field::Kind => &mut self.kind,
+            Field::ApiVersion => &mut self.api_version,
+            Field::Namespace => &mut self.namespace,
+            Field::Metadata => {
+                self.namespace.clear();
+                return Some(());
+            }
+        };
+        match text {
+            Some(t) => t.clone_into(slot),
+            None => slot.clear(),
+        }
+        if matches!(field, Field::Kind | Field::ApiVersion)
+            && !self.kind.is_empty()
+            && !self.api_version.is_empty()
+            && !GroupHint::uses_words(&self.kind, &self.api_version)
+        {
+            // Most objects name their kind first: the rest of their text
+            // need not be split into words.
+            self.skipping_words = true;
+            self.words.clear();
+        }
+        Some(())
+    }
+
+    fn note_words(&mut self, text: &str) {
+        if !self.skipping_words {
+            let mut found = BTreeSet::new();
+            GroupHint::words_of(text, &mut found);
+            self.words.extend(found.into_iter().map(str::to_string));
+        }
+    }
+}
+
 /// The one document in `text` written as JSON without building its value,
 /// when it is a mapping (not a `kind: List`) the fast reader takes; `None`
 /// means: read it as a value (see [`read`]).
 pub(super) fn read_json(text: &str) -> Option<JsonObject> {
-    /// Where a top-level field of interest is being read.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Field {
-        Other,
-        Kind,
-        ApiVersion,
-        Metadata,
-        Namespace,
-    }
     struct Frame {
         is_map: bool,
         written: usize,
@@ -235,9 +290,7 @@ pub(super) fn read_json(text: &str) -> Option<JsonObject> {
     let mut documents = 0;
     let mut nodes = 0;
     let mut done = false;
-    let (mut kind, mut api_version, mut namespace) = (String::new(), String::new(), String::new());
-    let mut words: BTreeSet<String> = BTreeSet::new();
-    let mut skipping_words = false;
+    let mut head = Head::default();
     for event in Parser::new_from_str(text) {
         let (event, span) = event.ok()?;
         nodes += 1;
@@ -304,41 +357,9 @@ pub(super) fn read_json(text: &str) -> Option<JsonObject> {
                     Some(Value::String(t)) => Some(t.as_str()),
                     Some(_) => None,
                 };
+                head.set(field, text)?;
                 if let Some(text) = text {
-                    match field {
-                        Field::Kind | Field::ApiVersion if skipping_words => return None,
-                        Field::Kind => text.clone_into(&mut kind),
-                        Field::ApiVersion => text.clone_into(&mut api_version),
-                        Field::Namespace => text.clone_into(&mut namespace),
-                        Field::Other | Field::Metadata => {}
-                    }
-                    if matches!(field, Field::Kind | Field::ApiVersion)
-                        && !kind.is_empty()
-                        && !api_version.is_empty()
-                        && !GroupHint::uses_words(&kind, &api_version)
-                    {
-                        // Most objects name their kind first: the rest of their
-                        // text need not be split into words.
-                        skipping_words = true;
-                        words.clear();
-                    }
-                    if !skipping_words {
-                        let mut found = BTreeSet::new();
-                        GroupHint::words_of(text, &mut found);
-                        words.extend(found.into_iter().map(str::to_string));
-                    }
-                } else {
-                    // The last of duplicate keys wins: a non-text kind is no kind.
-                    match field {
-                        Field::Kind | Field::ApiVersion if skipping_words => return None,
-                        Field::Kind => kind.clear(),
-                        Field::ApiVersion => api_version.clear(),
-                        Field::Namespace | Field::Metadata => namespace.clear(),
-                        Field::Other => {}
-                    }
-                }
-                if field == Field::Metadata {
-                    namespace.clear();
+                    head.note_words(text);
                 }
                 match &resolved {
                     None => serde_json::to_writer(&mut json, &*value).ok()?,
@@ -366,14 +387,7 @@ pub(super) fn read_json(text: &str) -> Option<JsonObject> {
                         Field::Other
                     }
                 };
-                // A later duplicate key replaces the earlier value.
-                match field {
-                    Field::Kind | Field::ApiVersion if skipping_words => return None,
-                    Field::Kind => kind.clear(),
-                    Field::ApiVersion => api_version.clear(),
-                    Field::Namespace | Field::Metadata => namespace.clear(),
-                    Field::Other => {}
-                }
+                head.set(field, None)?;
                 json.push(if is_map { b'{' } else { b'[' });
                 stack.push(Frame {
                     is_map,
@@ -395,11 +409,11 @@ pub(super) fn read_json(text: &str) -> Option<JsonObject> {
             _ => return None,
         }
     }
-    if !done || kind.ends_with("List") {
+    if !done || head.kind.ends_with("List") {
         return None;
     }
-    let words = words.iter().map(String::as_str).collect();
-    let hint = GroupHint::from_parts(&kind, &api_version, &namespace, words);
+    let words = head.words.iter().map(String::as_str).collect();
+    let hint = GroupHint::from_parts(&head.kind, &head.api_version, &head.namespace, words);
     Some(JsonObject {
         json,
         line: first_line.unwrap_or(1),
