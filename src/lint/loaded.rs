@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::nodes::{LineTree, Located};
-use super::read::{ReadError, yaml_options};
+use super::nodes::LineTree;
+use super::read::{ReadError, line_tree};
 use crate::rules::{Config, Finding, GroupHint, Object, evaluate, partition, sort_findings};
 
 /// Objects read from one or more sources, with read errors.
@@ -272,17 +272,7 @@ impl Loaded {
     /// The line tree of document `doc` (its text `text`), lines counted in its file.
     pub(super) fn doc_tree(&self, doc: usize, text: &str) -> Option<LineTree> {
         let d = &self.docs[doc];
-        let tree = super::fast::read_lines(text).or_else(|| {
-            let spanned = serde_saphyr::from_str_with_options::<serde_saphyr::Spanned<Located>>(
-                text,
-                yaml_options(),
-            )
-            .ok()?;
-            let mut tree = spanned.value.tree;
-            tree.line = spanned.referenced.line() as usize;
-            Some(tree)
-        })?;
-        Some(tree.shifted(d.first_line - 1))
+        Some(line_tree(text)?.shifted(d.first_line - 1))
     }
 }
 

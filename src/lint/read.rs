@@ -316,6 +316,19 @@ pub(super) fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The line of every node of the one document in `text` (lines counted in
+/// `text`): from the parser's events when the fast reader takes the
+/// document, else through serde-saphyr.
+pub(super) fn line_tree(text: &str) -> Option<LineTree> {
+    super::fast::read_lines(text).or_else(|| {
+        let spanned =
+            serde_saphyr::from_str_with_options::<Spanned<Located>>(text, yaml_options()).ok()?;
+        let mut tree = spanned.value.tree;
+        tree.line = spanned.referenced.line() as usize;
+        Some(tree)
+    })
+}
+
 /// One object of a document, ready to store.
 struct Part {
     json: Box<[u8]>,
@@ -359,9 +372,9 @@ fn read_document(text: &str, first_line: usize, file: &str) -> DocRead {
                 && value.get("items").is_some_and(Value::is_array);
             // Lists are rare: read them again with lines to know where each item starts.
             let list_tree = is_list
-                .then(|| serde_saphyr::from_str_with_options::<Located>(text, yaml_options()).ok())
+                .then(|| line_tree(text))
                 .flatten()
-                .map(|located| located.tree.shifted(offset));
+                .map(|tree| tree.shifted(offset));
             out.parsed = true;
             flatten(
                 value,
