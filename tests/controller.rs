@@ -552,6 +552,24 @@ async fn invalid_specs_are_rejected_with_actionable_messages() {
             "between 1 and 100",
         ),
         (json!({"service": {"port": 70000}}), "between 1 and 65535"),
+        (
+            json!({"volumes": [{"name": "data", "hostPath": {"path": "/srv/shop"}}]}),
+            "spec.volumes must not use hostPath, gitRepo: a node directory pins the app",
+        ),
+        (
+            json!({"volumes": [{"name": "media", "persistentVolumeClaim": {"claimName": "media"}}]}),
+            "or waive with spec.policy.allowPersistentVolumes.reason",
+        ),
+        (
+            json!({"volumes": [{"name": "share", "nfs": {"server": "nfs.example", "path": "/x"}}],
+                   "policy": {"allowPersistentVolumes": {"reason": ""}}}),
+            "reason",
+        ),
+        (
+            json!({"volumes": [{"name": "data", "hostPath": {"path": "/srv/shop"}}],
+                   "policy": {"allowPersistentVolumes": {"reason": "legacy"}}}),
+            "must not use hostPath, gitRepo",
+        ),
     ];
     for (patch, expected) in cases {
         let mut app = basic_app("bad");
@@ -588,6 +606,17 @@ async fn invalid_specs_are_rejected_with_actionable_messages() {
             .items
             .is_empty()
     );
+
+    // The waiver admits claims (the finding is then reported as waived).
+    let mut waived = basic_app("media");
+    waived["spec"]["volumes"] =
+        json!([{"name": "media", "persistentVolumeClaim": {"claimName": "media"}}]);
+    waived["spec"]["policy"] =
+        json!({"allowPersistentVolumes": {"reason": "media until the S3 move"}});
+    let obj: StatelessApp = serde_json::from_value(waived).expect("typed app");
+    apps.create(&PostParams::default(), &obj)
+        .await
+        .expect("a waived claim is admitted");
 }
 
 #[tokio::test]
@@ -698,8 +727,7 @@ async fn violations_are_reported_waived_and_enforced() {
         &Patch::Merge(json!({"spec": {
             "policy": {"mode": "Enforce"},
             "image": "ghcr.io/stateless-dev/session-demo:0.1.1",
-            "volumes": [{"name": "data", "hostPath": {"path": "/srv/shop"}}],
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}]
+            "env": [{"name": "SESSION_DRIVER", "value": "file"}]
         }})),
     )
     .await
@@ -710,7 +738,7 @@ async fn violations_are_reported_waived_and_enforced() {
             .ok()
             .and_then(|a| condition(&a, "Compliant"))
             .is_some_and(|(s, r, m)| {
-                s == "False" && r == "RolloutBlocked" && m.contains("host-path")
+                s == "False" && r == "RolloutBlocked" && m.contains("in-memory-session")
             })
     })
     .await;
@@ -724,7 +752,7 @@ async fn violations_are_reported_waived_and_enforced() {
     apps.patch(
         "shop",
         &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"volumes": null, "volumeMounts": null}})),
+        &Patch::Merge(json!({"spec": {"env": null}})),
     )
     .await
     .expect("fix");

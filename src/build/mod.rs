@@ -150,6 +150,17 @@ pub enum BuildError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// `spec.volumes` asks for volumes the CRD refuses (seen only for apps
+    /// stored before the CRD refused them, or when it is bypassed).
+    #[error("StatelessApp {namespace}/{name}: {}", refused.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    RefusedVolumes {
+        /// Namespace of the StatelessApp.
+        namespace: String,
+        /// Name of the StatelessApp.
+        name: String,
+        /// The refused volumes, with what to use instead.
+        refused: Vec<crate::crd::volumes::RefusedVolume>,
+    },
     /// The OS random number generator failed.
     /// (`getrandom::Error` is not a `std::error::Error` without getrandom's
     /// `std` feature, hence in the message rather than as the source.)
@@ -163,6 +174,14 @@ pub enum BuildError {
 /// ownerReferences).
 pub fn children(app: &StatelessApp, inputs: &BuildInputs) -> Result<Children, BuildError> {
     let ctx = Context::new(app)?;
+    let refused = crate::crd::volumes::refused_volumes(&app.spec);
+    if !refused.is_empty() {
+        return Err(BuildError::RefusedVolumes {
+            namespace: ctx.namespace.to_string(),
+            name: ctx.name.to_string(),
+            refused,
+        });
+    }
     Ok(Children {
         deployment: deployment::build(&ctx, inputs)?,
         service: service::build(&ctx)?,
@@ -461,6 +480,21 @@ mod tests {
         app.spec.ports.clear();
         let err = children(&app, &BuildInputs::default()).expect_err("no ports");
         assert!(matches!(err, BuildError::NoPorts { .. }), "{err}");
+    }
+
+    #[test]
+    fn refused_volumes_build_nothing() {
+        let mut app = basic();
+        app.spec.volumes = serde_json::from_value(serde_json::json!([
+            {"name": "data", "hostPath": {"path": "/srv/app"}}
+        ]))
+        .expect("volumes");
+        let err = children(&app, &BuildInputs::default()).expect_err("hostPath");
+        assert!(matches!(err, BuildError::RefusedVolumes { .. }), "{err}");
+        assert!(
+            err.to_string().contains("spec.volumes data uses hostPath"),
+            "{err}"
+        );
     }
 
     #[test]

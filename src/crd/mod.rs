@@ -12,11 +12,13 @@
 //! ports 1..65535, at least one and uniquely named ports, `metadata.name` at
 //! most [`MAX_NAME_LENGTH`] characters and a DNS-1035 label, `external`
 //! required with (and only with) `sessionStore.type: external`, `managed`
-//! only with type managed.
+//! only with type managed, and no node-local volumes (nor claims or network
+//! disks without `policy.allowPersistentVolumes`, see [`volumes`]).
 
 mod config_refs;
 mod spec;
 mod status;
+pub mod volumes;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,

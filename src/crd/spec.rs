@@ -99,6 +99,8 @@ pub const DEFAULT_EXTERNAL_SECRET_KEY: &str = "url";
     validation = Rule::new(format!("self.metadata.name.size() <= {MAX_NAME_LENGTH}")).message(
         format!("metadata.name must be at most {MAX_NAME_LENGTH} characters: child objects are named <name>-redis-data and must stay valid DNS labels (63 characters); choose a shorter name").as_str()
     ),
+    validation = super::volumes::node_local_rule(),
+    validation = super::volumes::persistent_rule(),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
         "metadata.name must start with a lowercase letter and contain only lowercase letters, digits and '-': it also names the app's Service, which must be a DNS-1035 label"
     ),
@@ -150,7 +152,7 @@ pub struct StatelessAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness_probe: Option<Probe>,
 
-    /// Extra pod volumes (standard Kubernetes Volume), meant for configuration: ConfigMaps, Secrets, projected volumes. State-holding volumes (hostPath, persistentVolumeClaim, ...) are reported by the statelessness policy. The root filesystem is read-only, so a small writable emptyDir is mounted at /tmp unless volumeMounts already mount something there.
+    /// Extra pod volumes (standard Kubernetes Volume), meant for configuration and scratch space: ConfigMaps, Secrets, projected, downwardAPI, emptyDir, ephemeral, csi and image volumes. hostPath and gitRepo are refused (a node directory pins the app to one node); persistentVolumeClaim and network or cloud disks (nfs, iscsi, cephfs, ...) are refused unless `policy.allowPersistentVolumes` waives them. The root filesystem is read-only, so a small writable emptyDir is mounted at /tmp unless volumeMounts already mount something there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub volumes: Vec<Volume>,
@@ -555,6 +557,19 @@ pub struct PolicySpec {
     /// How statelessness rule violations are acted on. Audit (default): reported in status only. Warn: also surfaced as warnings (admission warnings, Events). Enforce: changes with unwaived violations are rejected by the admission webhook.
     #[serde(default)]
     pub mode: PolicyMode,
+
+    /// Waiver that lets `volumes` mount PersistentVolumeClaims and network or cloud disks (nfs, iscsi, cephfs, ...), which keep state on the app tier. Give the reason; it is reported with the (waived) pvc-app-tier finding. hostPath is never allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_persistent_volumes: Option<PersistentVolumeWaiver>,
+}
+
+/// Why an app may mount persistent volumes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentVolumeWaiver {
+    /// Why the app keeps files on a disk, e.g. the migration to object storage it waits for.
+    #[schemars(length(min = 1, max = 1024))]
+    pub reason: String,
 }
 
 /// Enforcement mode of the statelessness rules.

@@ -79,6 +79,15 @@ fn waiver_names(allow: &str) -> impl Iterator<Item = &str> {
 
 /// Whether `v` waives `rule`, and the reason given.
 fn waiver(v: &Value, rule: RuleId) -> (bool, Option<String>) {
+    // A StatelessApp that may mount persistent volumes says so (with its
+    // reason) in its spec; the CRD refuses such volumes without it.
+    if rule == RuleId::PvcAppTier
+        && str_at(v, &["kind"]) == Some(crate::crd::KIND)
+        && let Some(reason) = str_at(v, &["spec", "policy", "allowPersistentVolumes", "reason"])
+    {
+        let reason = reason.trim();
+        return (true, (!reason.is_empty()).then(|| reason.to_string()));
+    }
     let Some(allow) = str_at(v, &["metadata", "annotations", WAIVER_ANNOTATION]) else {
         return (false, None);
     };

@@ -1891,6 +1891,37 @@ fn stateless_app_adapter_paths() {
 }
 
 #[test]
+fn stateless_app_volume_waiver_waives_only_pvc_app_tier() {
+    let spec = json!({
+        "image": "example/shop:1",
+        "volumes": [{"name": "media", "persistentVolumeClaim": {"claimName": "media"}}],
+        "volumeMounts": [{"name": "media", "mountPath": "/media"}],
+    });
+    let unwaived = run(vec![stateless_app(spec.clone())]);
+    let pvc = of(&unwaived, RuleId::PvcAppTier);
+    assert_eq!(pvc.len(), 1, "{unwaived:?}");
+    assert!(!pvc[0].waived);
+
+    let mut waived_spec = spec;
+    waived_spec["policy"] =
+        json!({"allowPersistentVolumes": {"reason": "media until the S3 move"}});
+    waived_spec["replicas"] = json!({"min": 1, "max": 1});
+    let f = run(vec![stateless_app(waived_spec)]);
+    let pvc = of(&f, RuleId::PvcAppTier);
+    assert_eq!(pvc.len(), 1, "{f:?}");
+    assert!(pvc[0].waived);
+    assert_eq!(
+        pvc[0].waiver_reason.as_deref(),
+        Some("media until the S3 move")
+    );
+    let single = of(&f, RuleId::SingleReplica);
+    assert!(
+        !single.is_empty() && !single[0].waived,
+        "only pvc-app-tier is waived"
+    );
+}
+
+#[test]
 fn controller_view_app_plus_live_edge_objects() {
     let app = stateless_app(json!({"image": "example/shop:1"}));
     let labels = stateless_app_pod_labels("shop");
