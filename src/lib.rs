@@ -8,6 +8,7 @@
 //! - [`lint`]: reading manifests from files/stdin and rendering findings.
 //! - [`controller`]: observe → validate → build → apply → status.
 //! - [`webhook`]: validating admission on top of [`rules`].
+//! - [`identity`]: the operator's own API username (the webhook's one exemption).
 //! - [`watch`]: the list+watch streams of both, each with its own backoff.
 //! - [`cli`]: the `stateless-operator` subcommands.
 
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod http;
+pub mod identity;
 pub mod lint;
 pub mod metrics;
 pub mod rules;

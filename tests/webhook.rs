@@ -19,6 +19,7 @@ use axum::http::Request;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -288,6 +289,14 @@ fn deployment(name: &str, host_path: bool) -> Deployment {
     serde_json::from_value(d).expect("deployment")
 }
 
+/// A client acting as `user` (in `system:masters`, so RBAC allows it all).
+async fn admin_as(user: &str) -> Client {
+    let mut config = support::config().await;
+    config.auth_info.impersonate = Some(user.to_string());
+    config.auth_info.impersonate_groups = Some(vec!["system:masters".to_string()]);
+    Client::try_from(config).expect("impersonating client")
+}
+
 fn dry_run() -> PostParams {
     PostParams {
         dry_run: true,
@@ -465,6 +474,30 @@ async fn deny_warn_and_unlabelled_namespaces_through_the_api_server() {
         "{message}"
     );
     assert!(deploys.get_opt("worker").await.expect("get").is_none());
+    // An ownerReference naming a StatelessApp exempts nobody but the
+    // operator: another user's sticky Service claiming one is reviewed...
+    let mut forged = service("forged", true, &[]);
+    forged.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "stateless.dev/v1alpha1".into(),
+        kind: "StatelessApp".into(),
+        name: "web".into(),
+        uid: "0b7d0e47-2f0c-4d4e-9a55-2f6d7e0c0a11".into(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    }]);
+    let alice: Api<Service> = Api::namespaced(admin_as("alice").await, &ns.deny.name);
+    let message = denial(alice.create(&dry_run(), &forged).await)
+        .expect("a forged ownerReference is no exemption");
+    assert!(
+        message.contains("[session-affinity, high] spec.sessionAffinity"),
+        "{message}"
+    );
+    // ...while the operator's own request (the webhook's identity is this
+    // test's user, asked with a SelfSubjectReview at start) is not.
+    wait_until(WAIT, "the operator's own child admitted", || async {
+        deny_svcs.create(&dry_run(), &forged).await.is_ok()
+    })
+    .await;
     // Server-side dry run: same answer, nothing stored, no side effects.
     let dry = denial(
         deny_svcs

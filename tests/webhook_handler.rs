@@ -366,7 +366,6 @@ async fn requests_outside_the_webhooks_scope_are_allowed() {
         "configmap-ignored.json",
         "service-status-subresource.json",
         "service-being-deleted.json",
-        "service-owned-by-app.json",
         "service-kube-system.json",
     ] {
         assert_allowed_silently(&respond(&w, name).await);
@@ -380,6 +379,33 @@ async fn requests_outside_the_webhooks_scope_are_allowed() {
         },
     );
     assert_allowed_silently(&respond(&own, "service-session-affinity.json").await);
+}
+
+/// Only the operator's own requests for a StatelessApp's children go
+/// unreviewed: an ownerReference anyone can write is no exemption.
+#[tokio::test]
+async fn only_the_operator_skips_review_of_app_children() {
+    const OPERATOR: &str = "system:serviceaccount:stateless-system:stateless-operator";
+    let knows_operator = webhook_with(
+        cluster(Some("deny")).with_operator_user(OPERATOR),
+        Policy::default(),
+    );
+    assert_allowed_silently(
+        &respond(&knows_operator, "service-owned-by-app-from-operator.json").await,
+    );
+    // Someone else claims a StatelessApp owns their sticky Service.
+    assert_denied(
+        &respond(&knows_operator, "service-owned-by-app.json").await,
+        "session-affinity",
+        "spec.sessionAffinity",
+    );
+    // Before the operator knows who it is, nobody is exempt.
+    let unknown = webhook(Some("deny"));
+    assert_denied(
+        &respond(&unknown, "service-owned-by-app-from-operator.json").await,
+        "session-affinity",
+        "spec.sessionAffinity",
+    );
 }
 
 #[tokio::test]
@@ -437,6 +463,10 @@ impl Cluster for Unreachable {
 
     fn fetch<'a>(&'a self, _: &'a str, _: &'a References) -> BoxFuture<'a, Fetched> {
         futures::future::ready(Fetched::default()).boxed()
+    }
+
+    fn operator_user(&self) -> Option<&str> {
+        None
     }
 }
 

@@ -1,5 +1,6 @@
 //! `stateless-operator audit`: the `lint` rules over what runs in a cluster.
 
+use std::collections::HashSet;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -168,18 +169,45 @@ async fn list_all(
 }
 
 /// Objects controlled by a StatelessApp are reported through the app itself
-/// (its spec is audited), not a second time through each child.
+/// (its spec is audited), not a second time through each child. Only the
+/// children of apps that exist (same namespace, name and uid): an
+/// ownerReference is written by whoever creates the object, and one naming
+/// an app that is not there hides nothing.
 fn without_operator_children(values: Vec<Value>) -> Vec<Object> {
+    let apps: HashSet<(&str, &str, &str)> = values
+        .iter()
+        .filter(|v| v["kind"] == crate::crd::KIND)
+        .filter_map(|v| {
+            let meta = &v["metadata"];
+            Some((
+                meta["namespace"].as_str()?,
+                meta["name"].as_str()?,
+                meta["uid"].as_str()?,
+            ))
+        })
+        .collect();
+    let is_child = |v: &Value| {
+        let namespace = v["metadata"]["namespace"].as_str().unwrap_or_default();
+        v["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| {
+                o["kind"] == crate::crd::KIND
+                    && o["controller"] == true
+                    && apps.contains(&(
+                        namespace,
+                        o["name"].as_str().unwrap_or_default(),
+                        o["uid"].as_str().unwrap_or_default(),
+                    ))
+            })
+    };
+    let keep: Vec<bool> = values.iter().map(|v| !is_child(v)).collect();
+    drop(apps);
     values
         .into_iter()
-        .filter(|v| {
-            !v["metadata"]["ownerReferences"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|o| o["kind"] == crate::crd::KIND && o["controller"] == true)
-        })
-        .map(Object::new)
+        .zip(keep)
+        .filter_map(|(v, keep)| keep.then(|| Object::new(v)))
         .collect()
 }
 
@@ -189,13 +217,35 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn children_of_stateless_apps_are_left_to_the_app() {
-        let child = json!({"kind": "Deployment", "metadata": {"name": "web",
-            "ownerReferences": [{"kind": "StatelessApp", "name": "web", "controller": true}]}});
-        let other = json!({"kind": "Deployment", "metadata": {"name": "api",
-            "ownerReferences": [{"kind": "Something", "name": "x", "controller": true}]}});
-        let kept = without_operator_children(vec![child, other]);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].value["metadata"]["name"], "api");
+    fn children_of_existing_stateless_apps_are_left_to_the_app() {
+        let app = json!({"kind": "StatelessApp", "metadata": {"name": "web", "namespace": "shop", "uid": "u-1"}});
+        let owner = |uid: &str| json!([{"apiVersion": "stateless.dev/v1alpha1", "kind": "StatelessApp", "name": "web", "uid": uid, "controller": true}]);
+        let child = json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "shop",
+            "ownerReferences": owner("u-1")}});
+        let forged = json!({"kind": "Service", "metadata": {"name": "sticky", "namespace": "shop",
+            "ownerReferences": owner("u-2")}});
+        let elsewhere = json!({"kind": "Service", "metadata": {"name": "web", "namespace": "other",
+            "ownerReferences": owner("u-1")}});
+        let other = json!({"kind": "Deployment", "metadata": {"name": "api", "namespace": "shop",
+            "ownerReferences": [{"kind": "Something", "name": "x", "uid": "u-1", "controller": true}]}});
+        let kept = without_operator_children(vec![app, child, forged, elsewhere, other]);
+        let names: Vec<(&str, &str)> = kept
+            .iter()
+            .map(|o| {
+                (
+                    o.value["kind"].as_str().unwrap_or_default(),
+                    o.value["metadata"]["name"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("StatelessApp", "web"),
+                ("Service", "sticky"),
+                ("Service", "web"),
+                ("Deployment", "api")
+            ]
+        );
     }
 }

@@ -323,8 +323,9 @@ pub enum ReviewError {
     Lookup(#[from] LookupError),
 }
 
-/// True when a controller ownerReference names a StatelessApp: the operator
-/// builds that object from an app that was itself reviewed.
+/// True when a controller ownerReference names a StatelessApp. Alone it
+/// proves nothing (anyone may write one); with the operator as the requester
+/// it marks a child built from an app that was itself reviewed.
 fn owned_by_app(object: &Value) -> bool {
     object["metadata"]["ownerReferences"]
         .as_array()
@@ -399,7 +400,12 @@ impl Webhook {
         }
         let object = serde_json::to_value(object)
             .map_err(|e| ReviewError::Malformed(format!("request.object: {e}")))?;
-        if owned_by_app(&object) {
+        if owned_by_app(&object)
+            && self
+                .cluster
+                .operator_user()
+                .is_some_and(|me| req.user_info.username.as_deref() == Some(me))
+        {
             return Ok(Decision::allow(Some(kind)));
         }
         let labels = self

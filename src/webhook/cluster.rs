@@ -21,6 +21,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::Value;
 
+use crate::identity::OperatorUser;
 use crate::metrics::WatchMetrics;
 use crate::watch::{WatchInfo, observed};
 
@@ -131,6 +132,9 @@ pub trait Cluster: Send + Sync {
     /// The referenced claims and ConfigMaps of `namespace`. Never fails:
     /// what cannot be read is left out (claims are reported as unknown).
     fn fetch<'a>(&'a self, namespace: &'a str, refs: &'a References) -> BoxFuture<'a, Fetched>;
+
+    /// The operator's own API username, once known.
+    fn operator_user(&self) -> Option<&str>;
 }
 
 /// Fixed namespaces and objects, for tests and benchmarks.
@@ -139,6 +143,8 @@ pub struct StaticCluster {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Claims and ConfigMaps as JSON (with `kind` and `metadata.namespace`).
     pub objects: Vec<Value>,
+    /// The operator's username (`None`: not known).
+    pub operator_user: Option<String>,
 }
 
 impl StaticCluster {
@@ -148,6 +154,11 @@ impl StaticCluster {
             .map(|m| BTreeMap::from([(super::ENFORCE_LABEL.to_string(), m.to_string())]))
             .unwrap_or_default();
         self.namespaces.insert(name.to_string(), labels);
+        self
+    }
+
+    pub fn with_operator_user(mut self, user: &str) -> Self {
+        self.operator_user = Some(user.to_string());
         self
     }
 
@@ -189,6 +200,10 @@ impl Cluster for StaticCluster {
         }
         futures::future::ready(out).boxed()
     }
+
+    fn operator_user(&self) -> Option<&str> {
+        self.operator_user.as_deref()
+    }
 }
 
 /// The real cluster, through the operator's client.
@@ -196,6 +211,7 @@ impl Cluster for StaticCluster {
 pub struct ApiCluster {
     client: Client,
     namespaces: Store<PartialObjectMeta<Namespace>>,
+    operator_user: OperatorUser,
 }
 
 impl ApiCluster {
@@ -204,6 +220,7 @@ impl ApiCluster {
     pub fn start(
         client: Client,
         watches: &WatchMetrics,
+        operator_user: OperatorUser,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Arc<Self> {
         let (store, writer) = reflector::store();
@@ -225,6 +242,7 @@ impl ApiCluster {
         Arc::new(Self {
             client,
             namespaces: store,
+            operator_user,
         })
     }
 }
@@ -314,6 +332,10 @@ impl Cluster for ApiCluster {
             out
         }
         .boxed()
+    }
+
+    fn operator_user(&self) -> Option<&str> {
+        self.operator_user.get()
     }
 }
 

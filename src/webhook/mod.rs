@@ -148,7 +148,9 @@ pub async fn start(
             ))
         }
     };
-    let cluster = cluster::ApiCluster::start(client, &metrics.watches, shutdown.clone());
+    let operator_user = crate::identity::OperatorUser::resolve(client.clone(), shutdown.clone());
+    let cluster =
+        cluster::ApiCluster::start(client, &metrics.watches, operator_user, shutdown.clone());
     let webhook = Arc::new(Webhook::new(cluster, settings.policy, metrics));
     tracing::info!(%addr, "serving the admission webhook (POST /validate)");
     let drain_delay = settings.drain_delay;
