@@ -416,6 +416,31 @@ async fn full_example_converges() {
     };
     let before = hash(deployments.get(&name).await.expect("deployment"));
     assert!(before.is_some());
+    // The hash is an HMAC under the operator's key Secret, not a plain digest.
+    let at = stateless_operator::controller::config_hash::KeySecret::default();
+    let key_secret = Api::<Secret>::namespaced(client.clone(), &at.namespace)
+        .get(&at.name)
+        .await
+        .expect("the config-hash key Secret exists");
+    assert_eq!(key_secret.immutable, Some(true));
+    let key = key_secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("key"))
+        .map(|k| k.0.clone())
+        .expect("key");
+    assert_eq!(key.len(), 32);
+    use stateless_operator::controller::config_hash::{HashKey, of_referenced_config};
+    let keyed = |key: Vec<u8>| {
+        let (client, app, ns) = (client.clone(), app.clone(), ns.name.clone());
+        async move {
+            of_referenced_config(&client, &HashKey::from_bytes(&key), &app, &ns)
+                .await
+                .expect("hash")
+        }
+    };
+    assert_eq!(before.as_deref(), Some(keyed(key.clone()).await.as_str()));
+    assert_ne!(before.as_deref(), Some(keyed(vec![0; 32]).await.as_str()));
     let config_map = objects
         .iter()
         .find(|o| o["kind"] == "ConfigMap")

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 
+use crate::controller::config_hash::KeySecret;
 use crate::controller::leader::{Elector, LeaderError};
 use crate::controller::{self, Settings};
 use crate::crd::DEFAULT_REDIS_IMAGE;
@@ -70,6 +71,15 @@ pub struct RunArgs {
     )]
     pub session_store_image: String,
 
+    /// Secret, in the operator's namespace (`--operator-namespace`), holding the key that makes the hash of an app's referenced ConfigMaps and Secrets (written into its pod template to roll the pods on change) an HMAC instead of a plain digest. Created with a random key when missing; deleting it rolls every app's pods once.
+    #[arg(
+        long,
+        env = "STATELESS_CONFIG_HASH_KEY_SECRET",
+        default_value = "stateless-operator-config-hash-key",
+        value_parser = parse_secret_name
+    )]
+    pub config_hash_key_secret: String,
+
     /// Flags of the validating admission webhook, served by every replica.
     #[command(flatten)]
     pub webhook: Box<crate::webhook::WebhookArgs>,
@@ -88,6 +98,24 @@ fn parse_image(value: &str) -> Result<String, String> {
         ));
     }
     Ok(value.to_string())
+}
+
+/// A Secret name: a DNS subdomain (lowercase letters, digits, '-' and '.').
+fn parse_secret_name(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 253
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "a Secret name is 1-253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit; got {value:?}"
+        ))
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -179,6 +207,10 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
         namespaces: args.namespaces.clone(),
         resync: Duration::from_secs(args.resync_seconds),
         session_store_image: args.session_store_image.clone(),
+        hash_key_secret: KeySecret {
+            namespace: args.webhook.operator_namespace(client.default_namespace()),
+            name: args.config_hash_key_secret.clone(),
+        },
     };
     tracing::info!(
         concurrency = settings.concurrency,
@@ -344,6 +376,17 @@ mod tests {
             args.session_store_image,
             "mirror.example/redis:7.4.6-alpine"
         );
+    }
+
+    #[test]
+    fn config_hash_key_secret_is_a_secret_name() {
+        let args = run_args(&[]).expect("defaults parse");
+        assert_eq!(
+            args.config_hash_key_secret,
+            "stateless-operator-config-hash-key"
+        );
+        let err = run_args(&["--config-hash-key-secret", "Bad_Name"]).expect_err("invalid");
+        assert!(err.to_string().contains("lowercase letters"), "{err}");
     }
 
     #[test]

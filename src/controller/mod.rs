@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod compliance;
+pub mod config_hash;
 pub mod leader;
 mod reconcile;
 pub mod status;
@@ -37,6 +38,7 @@ use crate::build::{BuildError, labels};
 use crate::crd::{ConfigKind, DEFAULT_REDIS_IMAGE, StatelessApp};
 use crate::metrics::{Metrics, WatchMetrics};
 use crate::watch::{WatchBackoff, WatchInfo, observed, without_errors};
+use config_hash::{HashKey, KeySecret};
 
 /// Everything that can make one reconciliation fail. `reason()` is the
 /// CamelCase word used in the Ready condition, Events and metrics.
@@ -103,6 +105,13 @@ pub enum Error {
         name: String,
         key: String,
     },
+
+    #[error("the config-hash key Secret {namespace}/{name} is unusable: {why}")]
+    HashKeyUnusable {
+        namespace: String,
+        name: String,
+        why: String,
+    },
 }
 
 impl Error {
@@ -134,6 +143,7 @@ impl Error {
             Error::SecretConflict { .. } => "SecretConflict",
             Error::ChildConflict { .. } => "ChildConflict",
             Error::ManagedSecretIncomplete { .. } => "ManagedSecretIncomplete",
+            Error::HashKeyUnusable { .. } => "HashKeyUnusable",
         }
     }
 }
@@ -151,6 +161,9 @@ pub struct Settings {
     /// `sessionStore.managed.image` unset (`--session-store-image`); handed
     /// to the builders as [`crate::build::BuildInputs::session_store_image`].
     pub session_store_image: String,
+    /// The Secret holding the key of the config hash (`--config-hash-key-secret`
+    /// in `--operator-namespace`), created on first start.
+    pub hash_key_secret: KeySecret,
 }
 
 impl Default for Settings {
@@ -160,6 +173,7 @@ impl Default for Settings {
             namespaces: Vec::new(),
             resync: Duration::from_secs(300),
             session_store_image: DEFAULT_REDIS_IMAGE.to_string(),
+            hash_key_secret: KeySecret::default(),
         }
     }
 }
@@ -170,12 +184,19 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
+    /// Key of the config hash ([`config_hash`]).
+    pub hash_key: HashKey,
     /// Consecutive failures per app, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<StatelessApp>, u32>>,
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>, settings: Settings) -> Self {
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+        hash_key: HashKey,
+    ) -> Self {
         let reporter = Reporter {
             controller: "stateless-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -185,6 +206,7 @@ impl Context {
             client,
             metrics,
             settings,
+            hash_key,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -329,10 +351,17 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    metrics.set_ready(false);
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let hash_key = tokio::select! {
+        key = obtain_hash_key(&client, &settings.hash_key_secret) => key,
+        () = shutdown.clone() => return,
+    };
     let ctx = Arc::new(Context::new(
         client.clone(),
         metrics.clone(),
         settings.clone(),
+        hash_key,
     ));
     let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
         vec![None]
@@ -343,8 +372,6 @@ pub async fn run(
         scopes: scopes.iter().map(|_| AtomicBool::new(false)).collect(),
         metrics: metrics.clone(),
     });
-    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    metrics.set_ready(false);
     let controllers = scopes.into_iter().enumerate().map(|(scope, namespace)| {
         run_scope(
             client.clone(),
@@ -357,6 +384,23 @@ pub async fn run(
     });
     futures::future::join_all(controllers).await;
     metrics.set_ready(false);
+}
+
+/// The config-hash key, retried until the API server gives it: nothing can
+/// be reconciled without it (a hash with another key would roll every pod).
+async fn obtain_hash_key(client: &Client, at: &KeySecret) -> HashKey {
+    let mut warned = false;
+    loop {
+        match HashKey::ensure(client, at).await {
+            Ok(key) => return key,
+            Err(e) if !warned => {
+                tracing::warn!("{e}; retrying before reconciling anything");
+                warned = true;
+            }
+            Err(e) => tracing::debug!("{e}; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 fn api_in<K>(client: &Client, namespace: Option<&str>) -> Api<K>

@@ -19,15 +19,14 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
-use super::apply::{Applied, apply, hex};
+use super::apply::{Applied, apply};
 use super::compliance::{self, Compliance, finding_key};
 use super::status::{self, Observation, Observed};
-use super::{Context, Error};
+use super::{Context, Error, config_hash};
 use crate::build::{self, BuildInputs, FIELD_MANAGER, is_controlled_by, names};
 use crate::crd::{
-    ConfigKind, PolicyMode, SessionStoreStatus, SessionStoreType, StatelessApp, StatelessAppStatus,
+    PolicyMode, SessionStoreStatus, SessionStoreType, StatelessApp, StatelessAppStatus,
     condition_types,
 };
 use crate::metrics::ViolationLabels;
@@ -120,7 +119,8 @@ async fn converge(
             None
         }
     };
-    let config_hash = hash_referenced_config(app, ctx, namespace).await?;
+    let config_hash =
+        config_hash::of_referenced_config(client, &ctx.hash_key, app, namespace).await?;
 
     // Validate: the statelessness rules over the spec and what routes to it.
     let compliance = compliance::evaluate(client, app, namespace).await?;
@@ -144,7 +144,7 @@ async fn converge(
         Some(mut redis) => {
             let secret_hash = session_secret
                 .as_ref()
-                .map(secret_digest)
+                .map(|s| config_hash::of_secret(&ctx.hash_key, s))
                 .unwrap_or_default();
             if let Some(template_meta) = redis
                 .deployment
@@ -355,59 +355,6 @@ async fn check_external_secret(
         });
     }
     Ok(secret)
-}
-
-/// Digest of a Secret's data; only the digest ever leaves this function.
-fn secret_digest(secret: &Secret) -> String {
-    let mut hasher = Sha256::new();
-    for (key, value) in secret.data.iter().flatten() {
-        hasher.update(key.as_bytes());
-        hasher.update([0]);
-        hasher.update(&value.0);
-        hasher.update([0]);
-    }
-    hex(&hasher.finalize()[..16])
-}
-
-/// Digest of every ConfigMap and Secret the pods reference (sorted by kind and
-/// name; keys sorted within). A missing object hashes as missing, so creating
-/// it later also rolls the pods.
-async fn hash_referenced_config(
-    app: &StatelessApp,
-    ctx: &Context,
-    namespace: &str,
-) -> Result<String, Error> {
-    let mut hasher = Sha256::new();
-    for reference in app.referenced_config() {
-        hasher.update(format!("{reference}\0").as_bytes());
-        let kube_err = Error::kube("get", reference.kind.as_str(), namespace, &reference.name);
-        match reference.kind {
-            ConfigKind::ConfigMap => {
-                let api = Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace);
-                match api.get_opt(&reference.name).await.map_err(kube_err)? {
-                    Some(cm) => {
-                        for (k, v) in cm.data.iter().flatten() {
-                            hasher.update(format!("{k}\0{v}\0").as_bytes());
-                        }
-                        for (k, v) in cm.binary_data.iter().flatten() {
-                            hasher.update(format!("{k}\0").as_bytes());
-                            hasher.update(&v.0);
-                            hasher.update([0]);
-                        }
-                    }
-                    None => hasher.update(b"<missing>\0"),
-                }
-            }
-            ConfigKind::Secret => {
-                let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
-                match api.get_opt(&reference.name).await.map_err(kube_err)? {
-                    Some(secret) => hasher.update(secret_digest(&secret).as_bytes()),
-                    None => hasher.update(b"<missing>\0"),
-                }
-            }
-        }
-    }
-    Ok(hex(&hasher.finalize()[..16]))
 }
 
 /// Delete `name` of kind K if it exists and this app controls it.

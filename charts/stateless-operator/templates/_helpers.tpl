@@ -54,6 +54,11 @@ app.kubernetes.io/part-of: stateless-operator
 {{- end }}
 {{- end }}
 
+{{/* Secret with the key of the config hash (an HMAC over referenced Secrets). */}}
+{{- define "stateless-operator.configHashKeySecretName" -}}
+{{- printf "%s-config-hash-key" (include "stateless-operator.fullname" .) | trunc 253 }}
+{{- end }}
+
 {{- define "stateless-operator.webhookSecretName" -}}
 {{- default (printf "%s-webhook-tls" (include "stateless-operator.fullname" .)) .Values.webhook.secretName }}
 {{- end }}
