@@ -848,3 +848,71 @@ async fn istio_destination_rules_are_watched_where_istio_is_installed() {
     })
     .await;
 }
+
+/// A rollout is routine (a Normal Event, no Warning), and a deleted app
+/// leaves no `stateless_violations` series behind.
+#[tokio::test]
+async fn rollouts_warn_nobody_and_deleted_apps_leave_no_series() {
+    let (client, ns, operator) = setup("ctrl-events").await;
+    let apps = ns.api::<StatelessApp>();
+    let mut app = basic_app("cart");
+    app["spec"]["env"] = json!([{"name": "SESSION_DRIVER", "value": "file"}]);
+    apply_objects(&client, &ns.name, &[app]).await;
+    wait_ready(&apps, "cart", WAIT).await;
+    let series = format!("namespace=\"{}\",app=\"cart\"", ns.name);
+    let metrics = operator.metrics.encode().expect("metrics");
+    assert!(
+        metrics.contains(&format!(
+            "stateless_violations{{{series},rule=\"in-memory-session\"}} 1"
+        )),
+        "{metrics}"
+    );
+
+    apps.patch(
+        "cart",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"image": "ghcr.io/stateless-dev/session-demo:0.1.1"}})),
+    )
+    .await
+    .expect("image change");
+    let events = ns.api::<Event>();
+    let seen = || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    wait_until(
+        WAIT,
+        "a Normal RollingOut Event, then Ready again",
+        || async {
+            seen()
+                .await
+                .contains(&("Normal".to_string(), "RollingOut".to_string()))
+        },
+    )
+    .await;
+    wait_ready(&apps, "cart", WAIT).await;
+    let warnings: Vec<_> = seen()
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "Warning")
+        .collect();
+    assert!(warnings.is_empty(), "routine rollout warned: {warnings:?}");
+
+    apps.delete("cart", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_until(WAIT, "the deleted app's series gone", || async {
+        !operator
+            .metrics
+            .encode()
+            .expect("metrics")
+            .contains(&series)
+    })
+    .await;
+}

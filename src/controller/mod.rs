@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod compliance;
 pub mod config_hash;
+pub mod events;
 pub mod leader;
 mod reconcile;
 pub mod status;
@@ -186,6 +187,8 @@ pub struct Context {
     pub settings: Settings,
     /// Key of the config hash ([`config_hash`]).
     pub hash_key: HashKey,
+    /// Each app's findings at its last reconcile (which are new).
+    reported: events::Reported,
     /// Consecutive failures per app, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<StatelessApp>, u32>>,
 }
@@ -207,13 +210,29 @@ impl Context {
             metrics,
             settings,
             hash_key,
+            reported: events::Reported::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }
 
     fn reset_failures(&self, app: &StatelessApp) {
+        self.forget_failures(&ObjectRef::from_obj(app));
+    }
+
+    fn forget_failures(&self, app: &ObjectRef<StatelessApp>) {
         if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&ObjectRef::from_obj(app));
+            failures.remove(app);
+        }
+    }
+
+    /// After a (re)list of the scope's apps: forget those no longer there
+    /// (deleted while the watch was away, so no delete event came).
+    fn forget_missing(&self, store: &Store<StatelessApp>, namespace: Option<&str>) {
+        for app in self.reported.apps() {
+            let in_scope = namespace.is_none_or(|ns| app.namespace.as_deref() == Some(ns));
+            if in_scope && store.get(&app).is_none() {
+                self.forget(&app);
+            }
         }
     }
 
@@ -484,6 +503,7 @@ async fn run_scope<S>(
     let watches = &ctx.metrics.watches;
     let (store, writer) = reflector::store();
     let on_listed = listed.clone();
+    let (forgetting, listed_store, scope_ns) = (ctx.clone(), store.clone(), namespace.clone());
     let apps = observed(
         watcher(
             api_in::<StatelessApp>(&client, ns),
@@ -494,6 +514,15 @@ async fn run_scope<S>(
             .on_listed(move || on_listed.mark(scope)),
     )
     .reflect(writer)
+    // A deleted app's series and memory go with it (the controller never
+    // sees a deleted object: there is no finalizer to wait for).
+    .inspect(move |event| match event {
+        Ok(watcher::Event::Delete(app)) => forgetting.forget(&ObjectRef::from_obj(app)),
+        Ok(watcher::Event::InitDone) => {
+            forgetting.forget_missing(&listed_store, scope_ns.as_deref())
+        }
+        _ => {}
+    })
     .applied_objects();
     let (cm_store, secret_store) = (store.clone(), store.clone());
     let (service_store, ingress_store, rule_store) = (store.clone(), store.clone(), store.clone());

@@ -9,27 +9,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, ObjectReference, PersistentVolumeClaim, Secret, Service,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::apply::{Applied, apply};
-use super::compliance::{self, Compliance, finding_key};
+use super::compliance;
 use super::status::{self, Observation, Observed};
-use super::{Context, Error, config_hash};
+use super::{Context, Error, config_hash, events};
 use crate::build::{self, BuildInputs, FIELD_MANAGER, is_controlled_by, names};
-use crate::crd::{
-    PolicyMode, SessionStoreStatus, SessionStoreType, StatelessApp, StatelessAppStatus,
-    condition_types,
-};
-use crate::metrics::ViolationLabels;
+use crate::crd::{SessionStoreStatus, SessionStoreType, StatelessApp};
 
 /// Pod-template annotation of the managed Redis that changes with its Secret,
 /// so Redis restarts with a new password if the Secret is ever recreated.
@@ -52,7 +45,7 @@ pub async fn reconcile(app: Arc<StatelessApp>, ctx: Arc<Context>) -> Result<Acti
     if let Err(e) = &outcome {
         observed.ready = Some(Observation::new(false, e.reason(), e.to_string()));
     }
-    publish_changes(&app, &ctx, &changes).await;
+    events::publish_changes(&app, &ctx, &changes).await;
     let status_result = write_status(&app, &ctx, &namespace, &observed).await;
     timer.set_result(match &outcome {
         Ok(()) => "ok",
@@ -128,7 +121,7 @@ async fn converge(
     observed.compliant = Some(compliance.observation(blocked));
     observed.violations = compliance.violations();
     observed.violation_count = compliance.violation_count();
-    report_findings(app, ctx, namespace, &compliance).await;
+    events::report_findings(app, ctx, namespace, &compliance).await;
 
     // Build: pure.
     let children = build::children(
@@ -409,40 +402,6 @@ async fn prune_session_store(
 }
 
 /// One Event per reconciliation that changed something, listing the changes.
-async fn publish_changes(app: &StatelessApp, ctx: &Context, changes: &[String]) {
-    if changes.is_empty() {
-        return;
-    }
-    let created = changes.iter().any(|c| c.starts_with("created Deployment"));
-    let event = Event {
-        type_: EventType::Normal,
-        reason: if created { "Created" } else { "Updated" }.into(),
-        note: Some(truncate(&changes.join(", "), 1000)),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    publish(app, ctx, event).await;
-}
-
-async fn publish(app: &StatelessApp, ctx: &Context, event: Event) {
-    if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
-        tracing::warn!(app = %app.name_any(), "publishing event {}: {e}", event.reason);
-    } else {
-        ctx.metrics.count_write("Event", "create");
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 /// Patch the status only when it differs; announce Ready transitions.
 async fn write_status(
     app: &StatelessApp,
@@ -474,146 +433,6 @@ async fn write_status(
         &app.name_any(),
     ))?;
     ctx.metrics.count_write(crate::crd::KIND, "status");
-    announce_transitions(app, ctx, current, &next).await;
+    events::announce_transitions(app, ctx, current, &next).await;
     Ok(())
-}
-
-async fn announce_transitions(
-    app: &StatelessApp,
-    ctx: &Context,
-    before: Option<&StatelessAppStatus>,
-    after: &StatelessAppStatus,
-) {
-    let was = status::condition_status(before, condition_types::READY);
-    let Some(ready) = after
-        .conditions
-        .iter()
-        .find(|c| c.type_ == condition_types::READY)
-    else {
-        return;
-    };
-    let is = ready.status == "True";
-    let previous_reason = before
-        .and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == condition_types::READY)
-        })
-        .map(|c| c.reason.as_str());
-    let event = match (was, is) {
-        (Some(false) | None, true) => Event {
-            type_: EventType::Normal,
-            reason: "Ready".into(),
-            note: Some(truncate(&ready.message, 1000)),
-            action: "Reconcile".into(),
-            secondary: None,
-        },
-        (Some(true), false) => Event {
-            type_: EventType::Warning,
-            reason: "Degraded".into(),
-            note: Some(truncate(
-                &format!("{}: {}", ready.reason, ready.message),
-                1000,
-            )),
-            action: "Reconcile".into(),
-            secondary: None,
-        },
-        // Not ready, and now for a new reason that is a failure (not mere progress).
-        (_, false)
-            if previous_reason != Some(ready.reason.as_str()) && is_failure(&ready.reason) =>
-        {
-            Event {
-                type_: EventType::Warning,
-                reason: ready.reason.clone(),
-                note: Some(truncate(&ready.message, 1000)),
-                action: "Reconcile".into(),
-                secondary: None,
-            }
-        }
-        _ => return,
-    };
-    publish(app, ctx, event).await;
-}
-
-fn is_failure(reason: &str) -> bool {
-    !matches!(
-        reason,
-        "RollingOut" | "WaitingForPods" | "SessionStoreNotReady"
-    )
-}
-
-/// Findings reach users as metrics (always) and, in Warn and Enforce modes,
-/// as one Warning Event per finding that was not in the last status — not one
-/// per reconcile.
-async fn report_findings(
-    app: &StatelessApp,
-    ctx: &Context,
-    namespace: &str,
-    compliance: &Compliance,
-) {
-    let name = app.name_any();
-    let mut per_rule = BTreeMap::new();
-    for finding in compliance.unwaived() {
-        *per_rule.entry(finding.rule.as_str()).or_insert(0i64) += 1;
-    }
-    for info in crate::rules::catalogue() {
-        let labels = ViolationLabels {
-            namespace: namespace.to_string(),
-            app: name.clone(),
-            rule: info.id.as_str().to_string(),
-        };
-        match per_rule.get(info.id.as_str()) {
-            Some(count) => {
-                ctx.metrics.violations.get_or_create(&labels).set(*count);
-            }
-            None => {
-                ctx.metrics.violations.remove(&labels);
-            }
-        }
-    }
-
-    if app.spec.policy_mode() == PolicyMode::Audit {
-        return;
-    }
-    let known: std::collections::BTreeSet<_> = app
-        .status
-        .iter()
-        .flat_map(|s| s.violations.iter())
-        .map(|v| finding_key(&v.rule, &v.kind, &v.name, &v.path))
-        .collect();
-    // A burst of findings (say, a new Ingress) gets a bounded number of Events.
-    for finding in compliance
-        .unwaived()
-        .filter(|f| !known.contains(&finding_key(f.rule.as_str(), &f.kind, &f.name, &f.path)))
-        .take(10)
-    {
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "StatelessnessViolation".into(),
-            note: Some(truncate(
-                &format!(
-                    "{} on {} {} at {}: {} Fix: {}",
-                    finding.rule,
-                    finding.kind,
-                    finding.name,
-                    finding.path,
-                    finding.message,
-                    finding.remediation
-                ),
-                1000,
-            )),
-            // Events that share regarding, reason, action and related object
-            // are folded into one series that keeps the first note only: the
-            // rule as the action and the offending object as the related one
-            // keep each finding its own Event.
-            action: finding.rule.as_str().into(),
-            secondary: Some(ObjectReference {
-                kind: Some(finding.kind.clone()),
-                name: Some(finding.name.clone()),
-                namespace: finding.namespace.clone().or_else(|| app.namespace()),
-                ..ObjectReference::default()
-            }),
-        };
-        publish(app, ctx, event).await;
-    }
 }
