@@ -39,10 +39,12 @@ async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse
 }
 
 async fn ready(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    if metrics.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    match metrics.readiness.check() {
+        Ok(()) => (StatusCode::OK, "ready".to_string()),
+        Err(closed) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}", closed.join(", ")),
+        ),
     }
 }
 

@@ -111,7 +111,87 @@ pub struct Metrics {
     /// Watch health of the controller and the webhook (the webhook's handle
     /// in [`crate::webhook::WebhookMetrics::watches`] shares this storage).
     pub watches: WatchMetrics,
-    ready: AtomicU64,
+    /// `/readyz`: the controller's gate and, when served, the webhook's.
+    pub readiness: Readiness,
+}
+
+/// The parts `/readyz` waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Leading (or unelected): the StatelessApps of every watched namespace
+    /// were listed. A candidate for the Lease: the API server answered it.
+    Controller,
+    /// Serving: a certificate is loaded and the namespaces were listed.
+    Webhook,
+}
+
+impl Gate {
+    fn bit(self) -> u64 {
+        match self {
+            Gate::Controller => 1,
+            Gate::Webhook => 2,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Gate::Controller => "controller",
+            Gate::Webhook => "webhook",
+        }
+    }
+}
+
+/// Which gates are required and which are open. Once open a gate stays
+/// open through later watch errors: the caches stay, the watches retry on
+/// their own, and an API server restart would otherwise take every replica
+/// out of its Services at once.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(std::sync::Arc<ReadinessState>);
+
+#[derive(Debug)]
+struct ReadinessState {
+    required: AtomicU64,
+    open: AtomicU64,
+}
+
+impl Default for ReadinessState {
+    fn default() -> Self {
+        Self {
+            required: AtomicU64::new(Gate::Controller.bit()),
+            open: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Readiness {
+    /// `/readyz` also waits for `gate`.
+    pub fn require(&self, gate: Gate) {
+        self.0.required.fetch_or(gate.bit(), Ordering::SeqCst);
+    }
+
+    pub fn set(&self, gate: Gate, open: bool) {
+        if open {
+            self.0.open.fetch_or(gate.bit(), Ordering::SeqCst);
+        } else {
+            self.0.open.fetch_and(!gate.bit(), Ordering::SeqCst);
+        }
+    }
+
+    /// `Ok` when every required gate is open, else the closed ones.
+    pub fn check(&self) -> Result<(), Vec<&'static str>> {
+        let required = self.0.required.load(Ordering::SeqCst);
+        let open = self.0.open.load(Ordering::SeqCst);
+        let closed: Vec<&'static str> = [Gate::Controller, Gate::Webhook]
+            .into_iter()
+            .filter(|g| required & g.bit() != 0 && open & g.bit() == 0)
+            .map(Gate::name)
+            .collect();
+        if closed.is_empty() {
+            Ok(())
+        } else {
+            Err(closed)
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -149,8 +229,10 @@ impl Metrics {
         );
         let watches = WatchMetrics::default();
         watches.register(&mut registry);
+        let readiness = Readiness::default();
         let webhook = crate::webhook::WebhookMetrics {
             watches: watches.clone(),
+            readiness: readiness.clone(),
             ..Default::default()
         };
         webhook.register(&mut registry);
@@ -162,7 +244,7 @@ impl Metrics {
             reconcile_duration,
             writes,
             violations,
-            ready: AtomicU64::new(0),
+            readiness,
         }
     }
 
@@ -191,19 +273,13 @@ impl Metrics {
             .inc();
     }
 
-    /// Mark the process ready (`/readyz`). The controller clears it while it
-    /// has not listed the StatelessApps of every watched namespace once; a
-    /// replica waiting for the leader Lease is ready (it serves the webhook
-    /// and has nothing to list). Watch errors after that first list do not
-    /// clear it: the cache stays, the watches retry on their own, and an API
-    /// server restart would otherwise take every replica out of its Services
-    /// at once.
+    /// Open or close the controller's gate of `/readyz` (see [`Gate`]).
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(u64::from(ready), Ordering::Relaxed);
+        self.readiness.set(Gate::Controller, ready);
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) == 1
+        self.readiness.check().is_ok()
     }
 }
 
@@ -231,6 +307,25 @@ impl Drop for ReconcileTimer<'_> {
                 result: std::mem::take(&mut self.result),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod readiness_tests {
+    use super::*;
+
+    #[test]
+    fn ready_only_when_every_required_gate_is_open() {
+        let r = Readiness::default();
+        assert_eq!(r.check(), Err(vec!["controller"]));
+        r.set(Gate::Controller, true);
+        assert_eq!(r.check(), Ok(()));
+        r.require(Gate::Webhook);
+        assert_eq!(r.check(), Err(vec!["webhook"]));
+        r.set(Gate::Webhook, true);
+        assert_eq!(r.check(), Ok(()));
+        r.set(Gate::Controller, false);
+        assert_eq!(r.check(), Err(vec!["controller"]));
     }
 }
 

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 
 use crate::controller::config_hash::KeySecret;
-use crate::controller::leader::{Elector, LeaderError};
+use crate::controller::leader::{Elector, Leadership};
 use crate::controller::{self, Settings};
 use crate::crd::DEFAULT_REDIS_IMAGE;
 use crate::metrics::Metrics;
@@ -52,6 +52,10 @@ pub struct RunArgs {
         default_value = "stateless-operator"
     )]
     pub leader_election_lease: String,
+
+    /// Seconds a leader's Lease stays valid for the others after its last renewal. The leader renews every third of it and stops writing after two thirds without a renewal; a successor takes over after a full duration of its own time without seeing a renewal.
+    #[arg(long, env = "STATELESS_LEADER_ELECTION_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+    pub leader_election_lease_seconds: u64,
 
     /// Log format.
     #[arg(long, env = "STATELESS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -136,8 +140,6 @@ enum RunError {
     Http(SocketAddr, #[source] std::io::Error),
     #[error("starting the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
-    #[error("leader election: {0}")]
-    Leadership(#[from] LeaderError),
     #[error("the controller task failed: {0}")]
     Task(String),
     #[error(transparent)]
@@ -211,6 +213,7 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
             namespace: args.webhook.operator_namespace(client.default_namespace()),
             name: args.config_hash_key_secret.clone(),
         },
+        leadership: Leadership::unelected(),
     };
     tracing::info!(
         concurrency = settings.concurrency,
@@ -221,13 +224,22 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
     let elector = args.leader_elect.then(|| {
         let identity = std::env::var("POD_NAME")
             .unwrap_or_else(|_| format!("stateless-operator-{}", std::process::id()));
-        Elector::new(
+        let mut elector = Elector::new(
             client.clone(),
             &args.leader_election_namespace,
             &args.leader_election_lease,
             &identity,
-        )
+        );
+        elector.lease_duration = Duration::from_secs(args.leader_election_lease_seconds);
+        elector.renew_every = elector.lease_duration / 3;
+        elector
     });
+    let settings = Settings {
+        leadership: elector
+            .as_ref()
+            .map_or_else(Leadership::unelected, |e| e.leadership.clone()),
+        ..settings
+    };
     let mut controller = tokio::spawn(lead_and_run(
         client,
         settings,
@@ -252,25 +264,43 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
         }
     }
     let _ = stop_tx.send(true);
-    let result = controller
-        .await
-        .map_err(|e| RunError::Task(e.to_string()))?;
-    if let Some(webhook) = webhook {
-        let _ = webhook.task.await;
+    // Bounded: a reconciliation waiting on an API server that accepted the
+    // request and went away would otherwise hold the process past the
+    // kubelet's grace period (30 s by default) and end in SIGKILL. What is
+    // cut short is retried by the next leader.
+    let result = match tokio::time::timeout(FINISH_WITHIN, &mut controller).await {
+        Ok(result) => result.map_err(|e| RunError::Task(e.to_string()))?,
+        Err(_) => {
+            tracing::warn!(
+                "in-flight reconciliations did not finish within {FINISH_WITHIN:?} of the shutdown; stopping anyway"
+            );
+            controller.abort();
+            Ok(())
+        }
+    };
+    if let Some(webhook) = webhook
+        && tokio::time::timeout(FINISH_WITHIN, webhook.task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the webhook did not stop within {FINISH_WITHIN:?}; stopping anyway");
     }
     result
 }
 
+/// Longest wait, after SIGTERM, for each of the controller and the webhook:
+/// together with the webhook's drain delay well within a 30 s grace period.
+const FINISH_WITHIN: Duration = Duration::from_secs(10);
+
 /// Longest wait for the Lease release at shutdown.
 const RELEASE_WITHIN: Duration = Duration::from_secs(5);
 
-/// Run the controller, only while leading when an elector is given. Losing
-/// the Lease to another replica ends the process with an error: Kubernetes
-/// restarts the pod, and it comes back as a follower — simpler and safer than
-/// stopping in place. Not reaching the API server to renew it (a restart of
-/// the API server) stops the controller at the renew deadline, before the
-/// Lease expires, and makes this replica a candidate again: it takes the
-/// Lease back as soon as the API server answers, if no one else did.
+/// Run the controller, only while leading when an elector is given. A
+/// leader that loses the Lease — taken by another replica, or not renewed
+/// within the renew deadline (an API server restart, a network partition, a
+/// paused process) — steps down: the controller stops (its reconciliations
+/// in flight are dropped, and [`Leadership`] refuses their writes), the
+/// process and its webhook stay, and it is a candidate again.
 async fn lead_and_run<F, Fut>(
     client: kube::Client,
     settings: Settings,
@@ -287,10 +317,11 @@ where
         return Ok(());
     };
     loop {
-        // A candidate is ready: it serves the webhook and has nothing to list.
-        metrics.set_ready(true);
+        // A candidate is ready once the API server answered it: it serves
+        // the webhook and has nothing to list.
+        let answered = || metrics.set_ready(true);
         tokio::select! {
-            () = elector.acquire() => {}
+            () = elector.acquire(answered) => {}
             () = stopped() => return Ok(()),
         }
         // Dropping the controller (when `keep` returns first) aborts its
@@ -300,12 +331,13 @@ where
             why = elector.keep() => Some(why),
         };
         match ended {
-            Some(why) if !why.is_lost() => {
+            Some(why) => {
                 tracing::warn!(
-                    "stopped reconciling: {why}; taking the Lease again once the API server answers"
+                    "stepped down: {why}; still serving the webhook, a candidate for the Lease again"
                 );
+                metrics.set_ready(true);
             }
-            ended => {
+            None => {
                 // Bounded: with the API server away, the successor waits for
                 // the Lease to expire instead of our shutdown waiting for it.
                 match tokio::time::timeout(RELEASE_WITHIN, elector.release()).await {
@@ -315,10 +347,7 @@ where
                         "releasing the leader Lease: no answer within {RELEASE_WITHIN:?}; it expires by itself"
                     ),
                 }
-                return match ended {
-                    Some(lost) => Err(RunError::Leadership(lost)),
-                    None => Ok(()),
-                };
+                return Ok(());
             }
         }
     }

@@ -19,6 +19,7 @@ use crate::build::{FIELD_MANAGER, is_controlled_by};
 use crate::crd::StatelessApp;
 
 use super::Error;
+use super::leader::Leadership;
 
 /// Annotation with the digest of the desired object as last applied.
 pub const APPLIED_HASH_ANNOTATION: &str = "stateless.dev/applied-hash";
@@ -51,7 +52,12 @@ impl<K> Applied<K> {
 /// only intended owner of the fields it sets. An existing object of that name
 /// that `app` does not control (a user's own, or another app's) is never
 /// taken over.
-pub async fn apply<K>(api: &Api<K>, app: &StatelessApp, mut desired: K) -> Result<Applied<K>, Error>
+pub async fn apply<K>(
+    api: &Api<K>,
+    app: &StatelessApp,
+    leadership: &Leadership,
+    mut desired: K,
+) -> Result<Applied<K>, Error>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,
@@ -90,6 +96,7 @@ where
             return Ok(Applied::Unchanged(live.clone()));
         }
     }
+    may_write(leadership, "apply", &kind, &namespace, &name)?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let patched = api
         .patch(&name, &params, &Patch::Apply(&desired_json))
@@ -99,6 +106,27 @@ where
         None => Applied::Created(patched),
         Some(_) => Applied::Updated(patched),
     })
+}
+
+/// The last check before any write of the controller: is this replica
+/// (still) the leader? See [`Leadership`].
+pub fn may_write(
+    leadership: &Leadership,
+    verb: &'static str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(), Error> {
+    if leadership.may_write() {
+        Ok(())
+    } else {
+        Err(Error::NotLeader {
+            verb,
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    }
 }
 
 /// Hex SHA-256 of the object's JSON. serde_json maps are sorted and the

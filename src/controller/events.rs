@@ -105,6 +105,9 @@ impl Context {
 }
 
 pub async fn publish(app: &StatelessApp, ctx: &Context, event: Event) {
+    if !ctx.settings.leadership.may_write() {
+        return;
+    }
     if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
         tracing::warn!(app = %app.name_any(), "publishing event {}: {e}", event.reason);
     } else {

@@ -40,6 +40,7 @@ use crate::crd::{ConfigKind, DEFAULT_REDIS_IMAGE, StatelessApp};
 use crate::metrics::{Metrics, WatchMetrics};
 use crate::watch::{WatchBackoff, WatchInfo, observed, without_errors};
 use config_hash::{HashKey, KeySecret};
+use leader::Leadership;
 
 /// Everything that can make one reconciliation fail. `reason()` is the
 /// CamelCase word used in the Ready condition, Events and metrics.
@@ -107,6 +108,14 @@ pub enum Error {
         key: String,
     },
 
+    #[error("not writing ({verb} {kind} {namespace}/{name}): this replica is no longer the leader")]
+    NotLeader {
+        verb: &'static str,
+        kind: String,
+        namespace: String,
+        name: String,
+    },
+
     #[error("the config-hash key Secret {namespace}/{name} is unusable: {why}")]
     HashKeyUnusable {
         namespace: String,
@@ -145,6 +154,7 @@ impl Error {
             Error::ChildConflict { .. } => "ChildConflict",
             Error::ManagedSecretIncomplete { .. } => "ManagedSecretIncomplete",
             Error::HashKeyUnusable { .. } => "HashKeyUnusable",
+            Error::NotLeader { .. } => "NotLeader",
         }
     }
 }
@@ -165,6 +175,8 @@ pub struct Settings {
     /// The Secret holding the key of the config hash (`--config-hash-key-secret`
     /// in `--operator-namespace`), created on first start.
     pub hash_key_secret: KeySecret,
+    /// Whether this replica may write now (always, without leader election).
+    pub leadership: Leadership,
 }
 
 impl Default for Settings {
@@ -175,6 +187,7 @@ impl Default for Settings {
             resync: Duration::from_secs(300),
             session_store_image: DEFAULT_REDIS_IMAGE.to_string(),
             hash_key_secret: KeySecret::default(),
+            leadership: Leadership::unelected(),
         }
     }
 }

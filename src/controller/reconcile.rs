@@ -17,7 +17,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::apply::{Applied, apply};
+use super::apply::{Applied, apply, may_write};
 use super::compliance;
 use super::status::{self, Observation, Observed};
 use super::{Context, Error, config_hash, events};
@@ -232,6 +232,7 @@ where
     let applied = apply(
         &Api::namespaced(ctx.client.clone(), namespace),
         app,
+        &ctx.settings.leadership,
         desired,
     )
     .await?;
@@ -296,6 +297,13 @@ async fn ensure_managed_secret(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
+    may_write(
+        &ctx.settings.leadership,
+        "create",
+        "Secret",
+        namespace,
+        &name,
+    )?;
     let created = api
         .create(&params, &secret)
         .await
@@ -374,6 +382,7 @@ where
     if !is_controlled_by(obj.meta(), app) || obj.meta().deletion_timestamp.is_some() {
         return Ok(());
     }
+    may_write(&ctx.settings.leadership, "delete", &kind, namespace, name)?;
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
@@ -420,6 +429,13 @@ async fn write_status(
         "kind": crate::crd::KIND,
         "status": next,
     });
+    may_write(
+        &ctx.settings.leadership,
+        "patch status of",
+        crate::crd::KIND,
+        namespace,
+        &app.name_any(),
+    )?;
     api.patch_status(
         &app.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),

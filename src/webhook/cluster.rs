@@ -247,6 +247,13 @@ impl ApiCluster {
     }
 }
 
+impl ApiCluster {
+    /// Resolves once the namespaces were listed (the labels are known).
+    pub async fn listed(&self) {
+        let _ = self.namespaces.wait_until_ready().await;
+    }
+}
+
 impl Cluster for ApiCluster {
     fn namespace_labels<'a>(
         &'a self,

@@ -31,6 +31,8 @@ pub struct WebhookMetrics {
     /// configuration, namespaces); registered with the controller's by
     /// [`crate::metrics::Metrics::new`], which shares its own handle here.
     pub watches: crate::metrics::WatchMetrics,
+    /// The process's `/readyz` gates (shared like `watches`).
+    pub readiness: crate::metrics::Readiness,
 }
 
 impl Default for WebhookMetrics {
@@ -41,6 +43,7 @@ impl Default for WebhookMetrics {
             duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 15)),
             certificate_loads: Counter::default(),
             watches: crate::metrics::WatchMetrics::default(),
+            readiness: crate::metrics::Readiness::default(),
         }
     }
 }

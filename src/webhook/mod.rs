@@ -151,6 +151,18 @@ pub async fn start(
     let operator_user = crate::identity::OperatorUser::resolve(client.clone(), shutdown.clone());
     let cluster =
         cluster::ApiCluster::start(client, &metrics.watches, operator_user, shutdown.clone());
+    // Ready to serve once it has a certificate and knows the namespaces'
+    // enforcement labels (before that every review would fail or guess).
+    let readiness = metrics.readiness.clone();
+    readiness.require(crate::metrics::Gate::Webhook);
+    let (listed, certified) = (cluster.clone(), store.clone());
+    tokio::spawn(async move {
+        listed.listed().await;
+        while certified.current().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        readiness.set(crate::metrics::Gate::Webhook, true);
+    });
     let webhook = Arc::new(Webhook::new(cluster, settings.policy, metrics));
     tracing::info!(%addr, "serving the admission webhook (POST /validate)");
     let drain_delay = settings.drain_delay;

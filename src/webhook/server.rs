@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -26,8 +26,16 @@ use super::admission::{Webhook, error_body};
 /// is 3 MiB (etcd's request size), and a review carries the object twice on
 /// UPDATE only in pathological cases; larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
-/// A client must finish the TLS handshake and send its headers within this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client must finish the TLS handshake and send its headers within this;
+/// hyper also closes a keep-alive connection idle this long (its header
+/// timer runs while it waits for the next request).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request's body must have arrived this long after its headers: a client
+/// that sends a partial body otherwise holds its connection and task.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections served at once; further clients wait in the listen
+/// backlog. The API server needs a handful per replica.
+pub const MAX_CONNECTIONS: usize = 512;
 /// In-flight requests get this long after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -41,10 +49,23 @@ pub fn router(webhook: Arc<Webhook>) -> Router {
         .with_state(webhook)
 }
 
-async fn validate(
-    State(webhook): State<Arc<Webhook>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn validate(State(webhook): State<Arc<Webhook>>, request: Request) -> Response {
+    let body: Result<Bytes, BytesRejection> =
+        match tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(request, &())).await {
+            Ok(body) => body,
+            Err(_) => {
+                webhook.metrics().count("other", "error");
+                let message = format!("request body not received within {BODY_TIMEOUT:?}");
+                // The rest of the body may still come: the connection cannot
+                // carry another request, so close it with the answer.
+                let mut response = json_response(StatusCode::REQUEST_TIMEOUT, error_body(&message));
+                response.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+                return response;
+            }
+        };
     let body = match body {
         Ok(b) => b,
         Err(rejection) => {
@@ -83,8 +104,16 @@ pub async fn serve_tls(
     http.timer(TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT)
         .keep_alive(true);
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let (tcp, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -103,6 +132,7 @@ pub async fn serve_tls(
         let http = http.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _permit = permit;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
