@@ -12,9 +12,9 @@
 mod support;
 
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -27,6 +27,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use stateless_operator::crd::{CRD_NAME, StatelessApp};
 
+use support::operator::{OperatorBinary, free_port};
 use support::{
     TestNamespace, apply_objects, cleanup_in_drop, client, ensure_crd, kubeconfig_path, load_yaml,
     suffix, wait_ready, wait_until,
@@ -39,8 +40,6 @@ const LONG_OUTAGE_SECONDS: &str = "40";
 const IMAGE: &str = "ghcr.io/stateless-dev/session-demo";
 const LEASE: &str = "stateless-operator-restart";
 const WEBHOOK_SECRET: &str = "restart-webhook-tls";
-/// SIGTERM must end the process well within a kubelet's default grace (30 s).
-const STOPS_WITHIN: Duration = Duration::from_secs(15);
 
 /// A line for the person running the suite. Written to stderr directly:
 /// libtest captures `println!` of passing tests, and these times are the
@@ -81,156 +80,6 @@ fn cluster(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// The operator binary, out of the cluster with the admin kubeconfig.
-/// SIGTERM on [`OperatorBinary::stop`] or drop.
-struct OperatorBinary {
-    child: Option<Child>,
-    http: SocketAddr,
-    log: PathBuf,
-    identity: String,
-}
-
-impl OperatorBinary {
-    /// `stateless-operator run` with `args` plus the HTTP address, logging to a file.
-    fn spawn(args: &[String], kubeconfig: &std::path::Path, namespace: &str) -> Self {
-        let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let identity = format!("restart-test-{}", suffix());
-        let log = std::env::temp_dir().join(format!("{identity}.log"));
-        let file = std::fs::File::create(&log).expect("operator log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_stateless-operator"))
-            .arg("run")
-            .arg(format!("--http-addr={http}"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("KUBECONFIG", kubeconfig)
-            .env("POD_NAME", &identity)
-            .env("POD_NAMESPACE", namespace)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting the operator binary: {e}"));
-        Self {
-            child: Some(child),
-            http,
-            log,
-            identity,
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    /// GET `path` on the HTTP endpoint: (status, body); (0, "") when unreachable.
-    async fn get(&self, path: &str) -> (u16, String) {
-        support::http_get(self.http, path).await
-    }
-
-    /// A watch metric of the controller for `kind`; 0 when not exposed yet.
-    async fn watch_metric(&self, family: &str, component: &str, kind: &str) -> f64 {
-        let prefix = format!("{family}{{component=\"{component}\",kind=\"{kind}\"}} ");
-        self.get("/metrics")
-            .await
-            .1
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
-    }
-
-    async fn restarts(&self, kind: &str) -> f64 {
-        self.watch_metric("stateless_watch_restarts_total", "controller", kind)
-            .await
-    }
-
-    /// Wait until `/readyz` answers `status`; panic with the log after `timeout`.
-    async fn wait_readyz(&mut self, status: u16, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            assert!(self.running(), "the operator exited:\n{}", self.logs());
-            if self.get("/readyz").await.0 == status {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "/readyz did not answer {status} within {timeout:?}:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// SIGTERM; the process must exit successfully within [`STOPS_WITHIN`].
-    /// Returns how long it took.
-    async fn stop(mut self) -> Duration {
-        let Some(mut child) = self.child.take() else {
-            return Duration::ZERO;
-        };
-        let start = Instant::now();
-        terminate(&child);
-        let status = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                break status;
-            }
-            if start.elapsed() > STOPS_WITHIN {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the operator did not stop within {STOPS_WITHIN:?} of SIGTERM:\n{}",
-                    self.logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        assert!(
-            status.success(),
-            "the operator exited with {status} on SIGTERM:\n{}",
-            self.logs()
-        );
-        // Kept only when something failed (the panics above print it anyway).
-        let _ = std::fs::remove_file(&self.log);
-        start.elapsed()
-    }
-}
-
-/// SIGTERM to exactly this child, by its id.
-fn terminate(child: &Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-}
-
-impl Drop for OperatorBinary {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            terminate(&child);
-            for _ in 0..100 {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// A ValidatingWebhookConfiguration whose caBundle the operator keeps; it
@@ -348,7 +197,7 @@ impl Fixture {
     async fn wait_leading_since(&self, since: jiff::Timestamp) -> Duration {
         let start = Instant::now();
         let leases: Api<Lease> = self.ns.api();
-        let identity = self.operator.identity.clone();
+        let identity = self.operator.identity().to_string();
         wait_until(
             WITHIN,
             &format!("{identity} holding Lease {LEASE}, renewed after {since}"),

@@ -77,7 +77,11 @@ impl HashKey {
                     name: Some(at.name.clone()),
                     namespace: Some(at.namespace.clone()),
                     labels: Some(
-                        [(labels::MANAGED_BY.to_string(), labels::MANAGER.to_string())].into(),
+                        [
+                            (labels::MANAGED_BY.to_string(), labels::MANAGER.to_string()),
+                            (labels::COMPONENT.to_string(), "config-hash-key".to_string()),
+                        ]
+                        .into(),
                     ),
                     ..Default::default()
                 },

@@ -15,6 +15,7 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
+pub mod operator;
 pub mod real_node;
 
 const HOW_TO_START: &str = "no Kubernetes control plane is reachable. Start one with \

@@ -1,0 +1,407 @@
+//! Fault tests on the real API server, with the operator binary as it runs:
+//! leader failover after `kill -9` and after a partition (the leader frozen
+//! with SIGSTOP), `kill -9` in the middle of a 100-app rollout, and children
+//! deleted at random while the operator converges. Each is bounded in count
+//! and time and prints its figures. (An API server restart under a running
+//! operator is `tests/restart.rs`.)
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use stateless_operator::crd::StatelessApp;
+use support::operator::OperatorBinary;
+use support::{TestNamespace, client, condition, ensure_crd, kubeconfig_path, suffix, wait_until};
+
+/// Lease duration of the failover test (`--leader-election-lease-seconds`).
+const LEASE_SECONDS: u64 = 6;
+/// Apps of the rollout test.
+const APPS: usize = 100;
+/// Children deleted at random while the operator converges.
+const DELETIONS: usize = 20;
+const CONVERGE_WITHIN: Duration = Duration::from_secs(300);
+const WITHIN: Duration = Duration::from_secs(60);
+/// The children of apps (the operator's config-hash key Secret has no instance).
+const MANAGED: &str = "app.kubernetes.io/managed-by=stateless-operator,app.kubernetes.io/instance";
+
+fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "faults: {line}");
+}
+
+fn app(name: &str) -> StatelessApp {
+    serde_json::from_value(json!({
+        "apiVersion": "stateless.dev/v1alpha1", "kind": "StatelessApp",
+        "metadata": {"name": name},
+        "spec": {"image": "ghcr.io/stateless-dev/session-demo:0.1.0"}
+    }))
+    .expect("app")
+}
+
+async fn holder(leases: &Api<Lease>, name: &str) -> Option<String> {
+    leases
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+}
+
+async fn ready(apps: &Api<StatelessApp>, name: &str) -> bool {
+    apps.get_opt(name).await.ok().flatten().is_some_and(|a| {
+        condition(&a, "Ready").is_some_and(|(s, _, _)| s == "True")
+            && a.status.as_ref().and_then(|s| s.observed_generation) == a.metadata.generation
+    })
+}
+
+async fn writes(operator: &OperatorBinary) -> f64 {
+    operator.metric_sum("stateless_api_writes_total", "").await
+}
+
+fn candidate(namespace: &str, lease: &str) -> OperatorBinary {
+    let args: Vec<String> = [
+        format!("--namespace={namespace}"),
+        "--webhook-addr=off".to_string(),
+        "--leader-elect".to_string(),
+        format!("--leader-election-lease={lease}"),
+        format!("--leader-election-lease-seconds={LEASE_SECONDS}"),
+    ]
+    .into();
+    OperatorBinary::spawn(&args, &kubeconfig_path(), namespace)
+}
+
+/// One writer at a time: the follower writes nothing; `kill -9` of the
+/// leader hands over within about a lease duration; a leader frozen past
+/// its lease (SIGSTOP: its API access gone) is replaced, and once it runs
+/// again it steps down without a single write and keeps running.
+#[tokio::test]
+async fn leader_failover_after_kill_and_partition() {
+    let client = client().await;
+    ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client, "faults-leader").await;
+    let lease = format!("faults-{}", suffix());
+    let leases: Api<Lease> = ns.api();
+    let apps: Api<StatelessApp> = ns.api();
+    let a = candidate(&ns.name, &lease);
+    let b = candidate(&ns.name, &lease);
+    wait_until(WITHIN, "one of the two holds the Lease", || async {
+        holder(&leases, &lease).await.is_some()
+    })
+    .await;
+    let first = holder(&leases, &lease).await.unwrap_or_default();
+    let (mut leader, mut follower) = if first == a.identity() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    apps.create(&PostParams::default(), &app("one"))
+        .await
+        .expect("app one");
+    wait_until(WITHIN, "app one Ready", || ready(&apps, "one")).await;
+    follower.wait_readyz(200, WITHIN).await;
+    assert!(writes(&leader).await > 0.0, "the leader reconciled");
+    assert_eq!(writes(&follower).await, 0.0, "the follower wrote nothing");
+
+    // kill -9: nothing is released; the follower waits out the lease.
+    let killed = Instant::now();
+    leader.kill();
+    apps.create(&PostParams::default(), &app("two"))
+        .await
+        .expect("app two");
+    let successor = follower.identity().to_string();
+    wait_until(WITHIN, "the follower holds the Lease", || async {
+        holder(&leases, &lease).await.as_deref() == Some(successor.as_str())
+    })
+    .await;
+    let takeover = killed.elapsed();
+    wait_until(WITHIN, "app two Ready", || ready(&apps, "two")).await;
+    let converged = killed.elapsed();
+    // Bound: a lease duration after the last renewal the follower saw, one
+    // poll (a third of it) to notice, one more for the API round trips.
+    let bound = Duration::from_secs(LEASE_SECONDS) * 5 / 3 + Duration::from_secs(2);
+    assert!(
+        takeover <= bound,
+        "takeover after kill -9 took {takeover:?} (bound {bound:?})"
+    );
+    report(&format!(
+        "kill -9 of the leader (lease {LEASE_SECONDS}s): takeover {:.2}s, an app created meanwhile Ready {:.2}s after the kill",
+        takeover.as_secs_f64(),
+        converged.as_secs_f64()
+    ));
+
+    // Partition: a fresh follower; the leader is frozen past its lease.
+    std::mem::swap(&mut leader, &mut follower);
+    drop(follower);
+    let mut follower = candidate(&ns.name, &lease);
+    follower.wait_readyz(200, WITHIN).await;
+    let before = writes(&leader).await;
+    let frozen = Instant::now();
+    leader.signal("STOP");
+    apps.patch(
+        "one",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"image": "ghcr.io/stateless-dev/session-demo:0.1.1"}})),
+    )
+    .await
+    .expect("image change while the leader is frozen");
+    let successor = follower.identity().to_string();
+    wait_until(WITHIN, "the new follower holds the Lease", || async {
+        holder(&leases, &lease).await.as_deref() == Some(successor.as_str())
+    })
+    .await;
+    let takeover = frozen.elapsed();
+    let deployments: Api<Deployment> = ns.api();
+    wait_until(WITHIN, "the successor rolled out the change", || async {
+        deployments
+            .get_opt("one")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|d| {
+                d.spec.and_then(|s| s.template.spec).is_some_and(|p| {
+                    p.containers[0].image.as_deref()
+                        == Some("ghcr.io/stateless-dev/session-demo:0.1.1")
+                })
+            })
+    })
+    .await;
+    leader.signal("CONT");
+    wait_until(WITHIN, "the old leader stepped down", || async {
+        leader.logs().contains("stepped down")
+    })
+    .await;
+    // Past a renewal period, and with the image change in its cache to act on.
+    tokio::time::sleep(Duration::from_secs(LEASE_SECONDS)).await;
+    assert_eq!(
+        writes(&leader).await,
+        before,
+        "the old leader wrote after it woke up:\n{}",
+        leader.logs()
+    );
+    assert!(leader.running(), "stepping down ends no process");
+    leader.wait_readyz(200, WITHIN).await;
+    assert_eq!(
+        holder(&leases, &lease).await.as_deref(),
+        Some(successor.as_str())
+    );
+    report(&format!(
+        "leader frozen (SIGSTOP) with lease {LEASE_SECONDS}s: takeover {:.2}s; woken up, it stepped down with 0 writes and kept serving",
+        takeover.as_secs_f64()
+    ));
+    leader.stop().await;
+    follower.stop().await;
+}
+
+/// Every managed object of kind `K` in the namespace, by its app (label
+/// `app.kubernetes.io/instance`), as names.
+async fn children_by_app<K>(client: &Client, namespace: &str) -> BTreeMap<String, Vec<String>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for item in api
+        .list(&ListParams::default().labels(MANAGED))
+        .await
+        .expect("list")
+        .items
+    {
+        if item.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let app = item
+            .labels()
+            .get("app.kubernetes.io/instance")
+            .cloned()
+            .unwrap_or_default();
+        out.entry(app).or_default().push(item.name_any());
+    }
+    out
+}
+
+/// A small deterministic generator (xorshift), seeded per run and printed.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % n as u64).unwrap_or(0)
+    }
+}
+
+/// `kill -9` of the operator in the middle of rolling out 100 apps, then a
+/// new one that has children deleted at random while it converges: every
+/// app converges with exactly one of each child, and no managed Redis
+/// Secret is ever regenerated.
+#[tokio::test]
+async fn kill_mid_rollout_and_random_deletions_converge() {
+    let client = client().await;
+    ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client, "faults-rollout").await;
+    let apps: Api<StatelessApp> = ns.api();
+    let secrets: Api<Secret> = ns.api();
+    let args: Vec<String> = [
+        format!("--namespace={}", ns.name),
+        "--webhook-addr=off".to_string(),
+    ]
+    .into();
+    let mut first = OperatorBinary::spawn(&args, &kubeconfig_path(), &ns.name);
+    let started = Instant::now();
+    for i in 0..APPS {
+        apps.create(&PostParams::default(), &app(&format!("app-{i:03}")))
+            .await
+            .expect("create app");
+    }
+    wait_until(WITHIN, "a quarter of the Redis Secrets created", || async {
+        secrets
+            .list(&ListParams::default().labels(MANAGED))
+            .await
+            .is_ok_and(|l| l.items.len() >= APPS / 4)
+    })
+    .await;
+    first.kill();
+    let killed_after = started.elapsed();
+    let before: BTreeMap<String, String> = secrets
+        .list(&ListParams::default().labels(MANAGED))
+        .await
+        .expect("secrets")
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s.uid().unwrap_or_default()))
+        .collect();
+    report(&format!(
+        "kill -9 after {:.1}s, with {} of {APPS} Redis Secrets created",
+        killed_after.as_secs_f64(),
+        before.len()
+    ));
+
+    let _second = OperatorBinary::spawn(&args, &kubeconfig_path(), &ns.name);
+    let restarted = Instant::now();
+    let seed = u64::from(std::process::id()) | 1;
+    let mut random = Random(seed);
+    let deployments: Api<Deployment> = ns.api();
+    let services: Api<Service> = ns.api();
+    let hpas: Api<HorizontalPodAutoscaler> = ns.api();
+    let mut deleted = Vec::new();
+    while deleted.len() < DELETIONS && restarted.elapsed() < CONVERGE_WITHIN {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let name = format!("app-{:03}", random.below(APPS));
+        let gone = match random.below(4) {
+            0 => deployments
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map(|_| format!("Deployment {name}")),
+            1 => services
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map(|_| format!("Service {name}")),
+            2 => hpas
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map(|_| format!("HorizontalPodAutoscaler {name}")),
+            _ => deployments
+                .delete(&format!("{name}-redis"), &DeleteParams::default())
+                .await
+                .map(|_| format!("Deployment {name}-redis")),
+        };
+        // Not created yet (404): the operator has not got there; try another.
+        if let Ok(what) = gone {
+            deleted.push(what);
+        }
+    }
+    assert_eq!(deleted.len(), DELETIONS, "deleted {deleted:?}");
+
+    let names: Vec<String> = (0..APPS).map(|i| format!("app-{i:03}")).collect();
+    wait_until(CONVERGE_WITHIN, "every app Ready", || async {
+        let listed = apps.list(&ListParams::default()).await;
+        listed.is_ok_and(|l| {
+            l.items.len() == APPS
+                && l.items.iter().all(|a| {
+                    condition(a, "Ready").is_some_and(|(s, _, _)| s == "True")
+                        && a.status.as_ref().and_then(|s| s.observed_generation)
+                            == a.metadata.generation
+                })
+        })
+    })
+    .await;
+    let converged = restarted.elapsed();
+
+    // Exactly one of each child per app (two Deployments and Services: the
+    // app's and its Redis's), whatever was deleted on the way.
+    let expect_each = |what: &str, found: BTreeMap<String, Vec<String>>, per_app: usize| {
+        for name in &names {
+            let got = found.get(name).map_or(0, Vec::len);
+            assert_eq!(got, per_app, "{what} of {name}: {:?}", found.get(name));
+        }
+        let strays: BTreeSet<&String> = found.keys().filter(|k| !names.contains(k)).collect();
+        assert!(strays.is_empty(), "{what} of no app: {strays:?}");
+    };
+    expect_each(
+        "Deployments",
+        children_by_app::<Deployment>(&client, &ns.name).await,
+        2,
+    );
+    expect_each(
+        "Services",
+        children_by_app::<Service>(&client, &ns.name).await,
+        2,
+    );
+    expect_each(
+        "HorizontalPodAutoscalers",
+        children_by_app::<HorizontalPodAutoscaler>(&client, &ns.name).await,
+        1,
+    );
+    expect_each(
+        "PodDisruptionBudgets",
+        children_by_app::<PodDisruptionBudget>(&client, &ns.name).await,
+        1,
+    );
+    expect_each(
+        "NetworkPolicies",
+        children_by_app::<NetworkPolicy>(&client, &ns.name).await,
+        1,
+    );
+    expect_each(
+        "Secrets",
+        children_by_app::<Secret>(&client, &ns.name).await,
+        1,
+    );
+    let after: BTreeMap<String, String> = secrets
+        .list(&ListParams::default().labels(MANAGED))
+        .await
+        .expect("secrets")
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s.uid().unwrap_or_default()))
+        .collect();
+    for (name, uid) in &before {
+        assert_eq!(
+            after.get(name),
+            Some(uid),
+            "Redis Secret {name} was regenerated"
+        );
+    }
+    report(&format!(
+        "restarted operator: {APPS} apps Ready {:.1}s after its start, {DELETIONS} children deleted on the way (seed {seed}), one of each child per app, {} Redis Secrets from before the kill kept",
+        converged.as_secs_f64(),
+        before.len()
+    ));
+}
