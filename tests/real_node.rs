@@ -93,16 +93,71 @@ async fn examples_run_for_real_and_reach_their_session_store() {
         );
     }
 
-    // Redis enforces its password: a client without it is refused, one with it
-    // (from the operator's Secret) gets PONG. Both run as pods of their own
-    // and reach Redis through its Service name.
-    let without = redis_client_pod(&pods, &ns.name, &redis_image, None).await;
+    // Redis knows one enabled user, the app's. Without credentials, or as
+    // `default`, a client is refused; as `app` (password from the operator's
+    // Secret) it may PING but not run dangerous or admin commands. Each runs
+    // in a pod of its own and reaches Redis through its Service name.
+    let cli = |user: Option<&'static str>, args: &'static [&'static str]| {
+        redis_client_pod(&pods, &ns.name, &redis_image, user, args)
+    };
+    let anonymous = cli(None, &["ping"]).await;
     assert!(
-        without.contains("NOAUTH"),
-        "redis-cli without the password must be refused, got: {without}"
+        anonymous.contains("NOAUTH"),
+        "without credentials: {anonymous}"
     );
-    let with = redis_client_pod(&pods, &ns.name, &redis_image, Some("demo-redis")).await;
-    assert_eq!(with.trim(), "PONG", "redis-cli with the password");
+    let default = cli(Some("default"), &["ping"]).await;
+    assert!(
+        default.contains("WRONGPASS"),
+        "the default user is off: {default}"
+    );
+    assert_eq!(cli(Some("app"), &["ping"]).await.trim(), "PONG");
+    for args in [
+        &["config", "get", "maxmemory"][..],
+        &["flushall"],
+        &["shutdown", "nosave"],
+        &["replicaof", "127.0.0.1", "1"],
+        &["acl", "list"],
+        &["keys", "*"],
+    ] {
+        let out = cli(Some("app"), args).await;
+        assert!(out.contains("NOPERM"), "app user ran {args:?}: {out}");
+    }
+    // No password on Redis's command line (what ps and /proc show).
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &ns.name);
+    let password = secrets
+        .get("demo-redis")
+        .await
+        .expect("Secret")
+        .data
+        .and_then(|d| {
+            d.get("password")
+                .map(|p| String::from_utf8_lossy(&p.0).into_owned())
+        })
+        .expect("password");
+    let cmdline = kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "exec",
+        "deploy/demo-redis",
+        "--",
+        "grep",
+        "-a",
+        ".",
+        "/proc/1/cmdline",
+    ]);
+    assert!(cmdline.contains("redis-server"), "{cmdline}");
+    assert!(
+        !cmdline.contains(&password),
+        "the password is on Redis's command line"
+    );
+    // Nor in what the kubelet hands the runtime (Redis rewrites its process
+    // title, so /proc alone would not tell): the args name only redis.conf.
+    let args = redis_pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers[0].args.clone());
+    assert_eq!(args, Some(vec!["/etc/redis/redis.conf".to_string()]));
 
     // From inside an app pod, through the URL the operator generated (DNS name
     // demo-redis.<ns>.svc, password and all).
@@ -173,20 +228,109 @@ async fn examples_run_for_real_and_reach_their_session_store() {
             "served by one of the app's pods: {body}"
         );
     }
+    drop(forward);
+
+    // Rotation in place: a new password written into the Secret (same name)
+    // gives Redis new users and the app a new URL; Redis restarts, the app's
+    // pods roll and reconnect, and the old password is refused.
+    let rotated = format!("rotated-{}", support::suffix());
+    let patch = json!({"stringData": {"password": rotated}}).to_string();
+    kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "patch",
+        "secret",
+        "demo-redis",
+        "--type",
+        "merge",
+        "-p",
+        &patch,
+    ]);
+    support::wait_until(WAIT, "the url follows the new password", || async {
+        secrets
+            .get("demo-redis")
+            .await
+            .ok()
+            .and_then(|s| s.data)
+            .is_some_and(|d| {
+                d.get("url")
+                    .is_some_and(|u| String::from_utf8_lossy(&u.0).contains(&rotated))
+            })
+    })
+    .await;
+    for deployment in ["deploy/demo-redis", "deploy/demo"] {
+        support::wait_until(WAIT, "the rollout after the rotation", || async {
+            real_node::kubectl(&[
+                "-n",
+                &ns.name,
+                "rollout",
+                "status",
+                deployment,
+                "--timeout=5s",
+            ])
+            .success
+        })
+        .await;
+    }
+    support::wait_until(
+        WAIT,
+        "the app reaches Redis with the new password",
+        || async {
+            real_node::kubectl(&[
+                "-n",
+                &ns.name,
+                "exec",
+                "deploy/demo",
+                "--",
+                "session-demo",
+                "redis-ping",
+            ])
+            .stdout
+            .trim()
+                == "PONG"
+        },
+    )
+    .await;
+    let stale = real_node::kubectl(&[
+        "-n",
+        &ns.name,
+        "exec",
+        "deploy/demo-redis",
+        "--",
+        "sh",
+        "-c",
+        &format!("REDISCLI_AUTH={password} redis-cli --user app ping"),
+    ]);
+    let said = format!("{}{}", stale.stdout, stale.stderr);
+    assert!(
+        said.contains("WRONGPASS"),
+        "the old password still works: {said}"
+    );
 }
 
-/// Run `redis-cli -h <redis Service> ping` in a pod of its own, with the
-/// password from `secret` (REDISCLI_AUTH) or without one; its output.
+/// Run `redis-cli -h <redis Service> [--user USER] ARGS` in a pod of its
+/// own; as `user`, with the password of the Secret `demo-redis`
+/// (REDISCLI_AUTH). Its output.
 async fn redis_client_pod(
     pods: &Api<Pod>,
     namespace: &str,
     image: &str,
-    secret: Option<&str>,
+    user: Option<&str>,
+    args: &[&str],
 ) -> String {
     let name = format!("redis-client-{}", support::suffix());
-    let env = secret.map(|s| {
+    let mut command = vec![
+        "redis-cli".to_string(),
+        "-h".into(),
+        format!("demo-redis.{namespace}.svc"),
+    ];
+    if let Some(user) = user {
+        command.extend(["--user".to_string(), user.to_string()]);
+    }
+    command.extend(args.iter().map(|a| a.to_string()));
+    let env = user.map(|_| {
         json!([{"name": "REDISCLI_AUTH",
-                "valueFrom": {"secretKeyRef": {"name": s, "key": "password"}}}])
+                "valueFrom": {"secretKeyRef": {"name": "demo-redis", "key": "password"}}}])
     });
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": name},
@@ -198,7 +342,7 @@ async fn redis_client_pod(
                 "name": "redis-cli",
                 "image": image,
                 "imagePullPolicy": "Never",
-                "command": ["redis-cli", "-h", format!("demo-redis.{namespace}.svc"), "ping"],
+                "command": command,
                 "env": env.unwrap_or(json!([])),
                 "securityContext": {"allowPrivilegeEscalation": false,
                                     "capabilities": {"drop": ["ALL"]}},

@@ -108,6 +108,11 @@ pub enum Error {
         key: String,
     },
 
+    #[error(
+        "the managed session store Secret {namespace}/{name} has an empty or non-UTF-8 password; write a new one into it (kubectl -n {namespace} patch secret {name} --type merge -p '{{\"stringData\":{{\"password\":\"<new password>\"}}}}')"
+    )]
+    ManagedPasswordUnusable { namespace: String, name: String },
+
     #[error("not writing ({verb} {kind} {namespace}/{name}): this replica is no longer the leader")]
     NotLeader {
         verb: &'static str,
@@ -155,6 +160,7 @@ impl Error {
             Error::ManagedSecretIncomplete { .. } => "ManagedSecretIncomplete",
             Error::HashKeyUnusable { .. } => "HashKeyUnusable",
             Error::NotLeader { .. } => "NotLeader",
+            Error::ManagedPasswordUnusable { .. } => "ManagedPasswordUnusable",
         }
     }
 }

@@ -279,20 +279,81 @@ async fn ensure_managed_secret(
                 name,
             });
         }
-        let data = secret.data.as_ref();
-        for key in [build::redis::PASSWORD_KEY, build::redis::URL_KEY] {
-            if !data.is_some_and(|d| d.contains_key(key)) {
-                return Err(Error::ManagedSecretIncomplete {
+        let Some(password) = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(build::redis::PASSWORD_KEY))
+        else {
+            return Err(Error::ManagedSecretIncomplete {
+                namespace: namespace.into(),
+                name,
+                key: build::redis::PASSWORD_KEY.into(),
+            });
+        };
+        let password = match std::str::from_utf8(&password.0) {
+            Ok(p) if !p.is_empty() => p.to_string(),
+            _ => {
+                return Err(Error::ManagedPasswordUnusable {
                     namespace: namespace.into(),
                     name,
-                    key: key.into(),
                 });
             }
+        };
+        // The url and ACL file follow the password: after a rotation (a new
+        // `password` written into the Secret), or for a Secret of an older
+        // version without `users.acl`. The operator may not modify Secrets
+        // (RBAC: no update or patch, so it can change none of the users'),
+        // so it replaces this one — same name, same password — guarded by
+        // its uid and resourceVersion.
+        let derived = build::redis::derived_data(&app.name_any(), namespace, &password);
+        let current = secret.data.clone().unwrap_or_default();
+        if derived.iter().all(|(k, v)| current.get(k) == Some(v)) {
+            return Ok(secret);
         }
-        return Ok(secret);
+        may_write(
+            &ctx.settings.leadership,
+            "delete",
+            "Secret",
+            namespace,
+            &name,
+        )?;
+        let guarded = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: secret.metadata.uid.clone(),
+                resource_version: secret.metadata.resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&name, &guarded).await {
+            Ok(_) => ctx.metrics.count_write("Secret", "delete"),
+            // Changed or gone meanwhile: the next reconcile looks again.
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
+            Err(e) => return Err(kube_err("delete")(e)),
+        }
+        let replaced = create_managed_secret(app, ctx, namespace, &name, &password).await?;
+        changes.push(format!(
+            "replaced Secret {name} (its url and Redis users follow its password)"
+        ));
+        return Ok(replaced);
     }
     let password = build::generate_password()?;
-    let secret = build::redis_secret(app, &password)?;
+    let created = create_managed_secret(app, ctx, namespace, &name, &password).await?;
+    changes.push(format!("created Secret {name}"));
+    Ok(created)
+}
+
+/// Create the managed Secret with `password`; when another reconcile
+/// created it first, that one.
+async fn create_managed_secret(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    password: &str,
+) -> Result<Secret, Error> {
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
+    let kube_err = |verb: &'static str| Error::kube(verb, "Secret", namespace, name);
+    let secret = build::redis_secret(app, password)?;
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
@@ -302,15 +363,16 @@ async fn ensure_managed_secret(
         "create",
         "Secret",
         namespace,
-        &name,
+        name,
     )?;
-    let created = api
-        .create(&params, &secret)
-        .await
-        .map_err(kube_err("create"))?;
-    ctx.metrics.count_write("Secret", "create");
-    changes.push(format!("created Secret {name}"));
-    Ok(created)
+    match api.create(&params, &secret).await {
+        Ok(created) => {
+            ctx.metrics.count_write("Secret", "create");
+            Ok(created)
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => api.get(name).await.map_err(kube_err("get")),
+        Err(e) => Err(kube_err("create")(e)),
+    }
 }
 
 async fn check_external_secret(

@@ -11,6 +11,10 @@ use crate::crd::ManagedSessionStore;
 
 /// Key of the configuration file in the ConfigMap.
 pub const REDIS_CONF_KEY: &str = "redis.conf";
+/// Where the Redis pod mounts the Secret's ACL file.
+pub const ACL_DIR: &str = "/etc/redis/acl";
+/// The ACL file Redis loads.
+pub const ACL_FILE: &str = "/etc/redis/acl/users.acl";
 
 pub(super) fn build(ctx: &Context<'_>, conf: &str) -> ConfigMap {
     ConfigMap {
@@ -23,8 +27,8 @@ pub(super) fn build(ctx: &Context<'_>, conf: &str) -> ConfigMap {
     }
 }
 
-/// The `redis.conf` of the managed Redis. The password is not in it: it is
-/// passed as `--requirepass` from the Secret.
+/// The `redis.conf` of the managed Redis. No password is in it: the users
+/// come from the ACL file of the Secret, mounted at [`ACL_FILE`].
 pub(crate) fn redis_conf(ctx: &Context<'_>, settings: &ManagedSessionStore) -> String {
     let mut conf = String::new();
     // Writing to a String cannot fail.
@@ -32,7 +36,8 @@ pub(crate) fn redis_conf(ctx: &Context<'_>, settings: &ManagedSessionStore) -> S
         conf,
         "# Session store of StatelessApp {namespace}/{name}.\n\
          # Managed by stateless-operator: edits are overwritten.\n\
-         # The password comes from the Secret {secret} (--requirepass).\n\
+         # Users (default disabled) come from the Secret {secret}, key {acl_key}.\n\
+         aclfile {ACL_FILE}\n\
          bind * -::*\n\
          port {REDIS_PORT}\n\
          protected-mode yes\n\
@@ -42,6 +47,7 @@ pub(crate) fn redis_conf(ctx: &Context<'_>, settings: &ManagedSessionStore) -> S
         namespace = ctx.namespace,
         name = ctx.name,
         secret = names::redis_secret(ctx.name),
+        acl_key = super::ACL_KEY,
         max_memory = settings.max_memory,
         policy = settings.eviction_policy.as_str(),
     );
@@ -135,7 +141,8 @@ mod tests {
                 "data": {
                     "redis.conf": "# Session store of StatelessApp prod/shop.\n\
                                    # Managed by stateless-operator: edits are overwritten.\n\
-                                   # The password comes from the Secret shop-redis (--requirepass).\n\
+                                   # Users (default disabled) come from the Secret shop-redis, key users.acl.\n\
+                                   aclfile /etc/redis/acl/users.acl\n\
                                    bind * -::*\n\
                                    port 6379\n\
                                    protected-mode yes\n\

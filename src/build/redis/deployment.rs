@@ -5,16 +5,20 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ExecAction, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, SecretKeySelector, TCPSocketAction, Volume, VolumeMount,
+    ExecAction, KeyToPath, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SecretKeySelector, SecretVolumeSource,
+    TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
 
-use super::config::max_memory_bytes;
-use super::{PASSWORD_KEY, REDIS_CONF_KEY, REDIS_GID, REDIS_PORT, REDIS_PORT_NAME, REDIS_UID};
+use super::config::{ACL_DIR, max_memory_bytes};
+use super::{
+    ACL_KEY, PASSWORD_KEY, REDIS_CONF_KEY, REDIS_GID, REDIS_PORT, REDIS_PORT_NAME, REDIS_UID,
+    REDIS_USER,
+};
 use crate::build::deployment::{
     non_empty, restricted_container_security_context, runtime_default_seccomp,
 };
@@ -22,6 +26,7 @@ use crate::build::{BuildError, BuildInputs, CONFIG_HASH_ANNOTATION, Context, lab
 use crate::crd::ManagedSessionStore;
 
 const CONFIG_VOLUME: &str = "config";
+const ACL_VOLUME: &str = "acl";
 const CONFIG_DIR: &str = "/etc/redis";
 const DATA_VOLUME: &str = "data";
 const DATA_DIR: &str = "/data";
@@ -78,17 +83,14 @@ pub(super) fn build(
         name: "redis".into(),
         // The app's own image wins over the operator's default.
         image: Some(settings.image_or(&inputs.session_store_image).to_string()),
+        // No password on the command line (readable in /proc by anything
+        // that shares the node's process view): the users come from the ACL
+        // file that redis.conf names.
         command: Some(vec!["redis-server".into()]),
-        // $(REDIS_PASSWORD) is expanded by the kubelet from the env below, so
-        // the password appears neither in the pod spec nor in the ConfigMap.
-        args: Some(vec![
-            format!("{CONFIG_DIR}/{REDIS_CONF_KEY}"),
-            "--requirepass".into(),
-            "$(REDIS_PASSWORD)".into(),
-        ]),
-        // REDISCLI_AUTH lets the readiness probe's redis-cli authenticate
-        // without the password on its command line.
-        env: Some(vec![password("REDIS_PASSWORD"), password("REDISCLI_AUTH")]),
+        args: Some(vec![format!("{CONFIG_DIR}/{REDIS_CONF_KEY}")]),
+        // REDISCLI_AUTH lets the readiness probe's redis-cli authenticate as
+        // the app's user without the password on its command line.
+        env: Some(vec![password("REDISCLI_AUTH")]),
         ports: Some(vec![ContainerPort {
             name: Some(REDIS_PORT_NAME.into()),
             container_port: REDIS_PORT,
@@ -102,7 +104,9 @@ pub(super) fn build(
                 command: Some(vec![
                     "sh".into(),
                     "-c".into(),
-                    "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG".into(),
+                    format!(
+                        "redis-cli --user {REDIS_USER} -h 127.0.0.1 -p {REDIS_PORT} ping | grep -q PONG"
+                    ),
                 ]),
             }),
             period_seconds: Some(10),
@@ -128,6 +132,12 @@ pub(super) fn build(
             VolumeMount {
                 name: CONFIG_VOLUME.into(),
                 mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: ACL_VOLUME.into(),
+                mount_path: ACL_DIR.into(),
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
@@ -174,8 +184,9 @@ pub(super) fn build(
                         run_as_non_root: Some(true),
                         run_as_user: Some(REDIS_UID),
                         run_as_group: Some(REDIS_GID),
-                        // Makes the claim's files writable by the redis group.
-                        fs_group: settings.persistence.enabled.then_some(REDIS_GID),
+                        // The redis group reads the ACL file (mode 0440) and
+                        // writes the claim's files.
+                        fs_group: Some(REDIS_GID),
                         seccomp_profile: Some(runtime_default_seccomp()),
                         ..PodSecurityContext::default()
                     }),
@@ -185,6 +196,20 @@ pub(super) fn build(
                             config_map: Some(ConfigMapVolumeSource {
                                 name: names::redis(ctx.name),
                                 ..ConfigMapVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: ACL_VOLUME.into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(names::redis_secret(ctx.name)),
+                                items: Some(vec![KeyToPath {
+                                    key: ACL_KEY.into(),
+                                    path: ACL_KEY.into(),
+                                    mode: None,
+                                }]),
+                                default_mode: Some(0o440),
+                                optional: None,
                             }),
                             ..Volume::default()
                         },
@@ -285,21 +310,22 @@ mod tests {
                             "runAsNonRoot": true,
                             "runAsUser": 999,
                             "runAsGroup": 1000,
+                            "fsGroup": 1000,
                             "seccompProfile": {"type": "RuntimeDefault"}
                         },
                         "containers": [{
                             "name": "redis",
                             "image": image,
                             "command": ["redis-server"],
-                            "args": ["/etc/redis/redis.conf", "--requirepass", "$(REDIS_PASSWORD)"],
-                            "env": [secret_env("REDIS_PASSWORD"), secret_env("REDISCLI_AUTH")],
+                            "args": ["/etc/redis/redis.conf"],
+                            "env": [secret_env("REDISCLI_AUTH")],
                             "ports": [{"name": "redis", "containerPort": 6379, "protocol": "TCP"}],
                             "resources": {
                                 "requests": {"cpu": "50m", "memory": "128Mi"},
                                 "limits": {"memory": "128Mi"}
                             },
                             "readinessProbe": {
-                                "exec": {"command": ["sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"]},
+                                "exec": {"command": ["sh", "-c", "redis-cli --user app -h 127.0.0.1 -p 6379 ping | grep -q PONG"]},
                                 "periodSeconds": 10,
                                 "timeoutSeconds": 2,
                                 "failureThreshold": 3
@@ -318,11 +344,14 @@ mod tests {
                             },
                             "volumeMounts": [
                                 {"name": "config", "mountPath": "/etc/redis", "readOnly": true},
+                                {"name": "acl", "mountPath": "/etc/redis/acl", "readOnly": true},
                                 {"name": "data", "mountPath": "/data"}
                             ]
                         }],
                         "volumes": [
                             {"name": "config", "configMap": {"name": "shop-redis"}},
+                            {"name": "acl", "secret": {"secretName": "shop-redis", "defaultMode": 288,
+                                                       "items": [{"key": "users.acl", "path": "users.acl"}]}},
                             {"name": "data", "emptyDir": {"sizeLimit": "64Mi"}}
                         ]
                     }
@@ -377,7 +406,7 @@ mod tests {
         let got = to_json(&redis(&app).deployment);
         let pod = &got["spec"]["template"]["spec"];
         assert_eq!(
-            pod["volumes"][1],
+            pod["volumes"][2],
             json!({"name": "data", "persistentVolumeClaim": {"claimName": "shop-redis-data"}})
         );
         assert_eq!(pod["securityContext"]["fsGroup"], 1000);

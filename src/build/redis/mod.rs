@@ -5,9 +5,11 @@
 //! controller through [`redis_secret`], never rebuilt, so the password is
 //! stable).
 //!
-//! Redis listens on [`REDIS_PORT`], requires the password from the Secret,
-//! is reachable only from the app's pods (NetworkPolicy) and runs with the
-//! restricted Pod Security Standard as the image's `redis` user.
+//! Redis listens on [`REDIS_PORT`], knows one enabled user, the app's
+//! ([`REDIS_USER`], from the ACL file in the Secret; no password on any
+//! command line), is reachable only from the app's pods and reaches nothing
+//! itself (NetworkPolicy), and runs with the restricted Pod Security
+//! Standard as the image's `redis` user.
 
 mod config;
 mod deployment;
@@ -17,7 +19,10 @@ mod secret;
 mod service;
 
 pub use config::{REDIS_CONF_KEY, parse_memory};
-pub use secret::{PASSWORD_KEY, URL_KEY, generate_password, redis_secret, redis_url};
+pub use secret::{
+    ACL_KEY, PASSWORD_KEY, REDIS_USER, URL_KEY, acl_file, derived_data, generate_password,
+    redis_secret, redis_url,
+};
 
 use super::{BuildError, BuildInputs, Context, ManagedRedis};
 

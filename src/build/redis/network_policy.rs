@@ -11,7 +11,9 @@ use super::REDIS_PORT;
 use crate::build::{Context, labels, names};
 
 /// Ingress to the Redis pod is denied except from pods with the app's
-/// selector labels in the same namespace, on TCP 6379. Egress is untouched.
+/// selector labels in the same namespace, on TCP 6379; all egress is denied
+/// (Redis opens no connection: no replication, no DNS). Answers to its
+/// clients are not egress: policies are stateful.
 pub(super) fn build(ctx: &Context<'_>) -> NetworkPolicy {
     let selector = |labels| LabelSelector {
         match_labels: Some(labels),
@@ -21,7 +23,7 @@ pub(super) fn build(ctx: &Context<'_>) -> NetworkPolicy {
         metadata: ctx.meta(names::redis(ctx.name), labels::redis(ctx.name)),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(selector(labels::redis_selector(ctx.name))),
-            policy_types: Some(vec!["Ingress".into()]),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(vec![NetworkPolicyPeer {
                     pod_selector: Some(selector(labels::app_selector(ctx.name))),
@@ -33,7 +35,7 @@ pub(super) fn build(ctx: &Context<'_>) -> NetworkPolicy {
                     end_port: None,
                 }]),
             }]),
-            egress: None,
+            egress: Some(Vec::new()),
         }),
     }
 }
@@ -63,11 +65,12 @@ mod tests {
                 },
                 "spec": {
                     "podSelector": {"matchLabels": redis_selector()},
-                    "policyTypes": ["Ingress"],
+                    "policyTypes": ["Ingress", "Egress"],
                     "ingress": [{
                         "from": [{"podSelector": {"matchLabels": app_selector()}}],
                         "ports": [{"port": 6379, "protocol": "TCP"}]
-                    }]
+                    }],
+                    "egress": []
                 }
             })
         );

@@ -1,13 +1,22 @@
-//! Secret `<name>-redis` (keys `password` and `url`) and its password.
+//! Secret `<name>-redis`: `password`, and what is derived from it — the
+//! `url` the app receives and `users.acl`, the ACL file Redis loads.
 //!
-//! The controller creates this Secret once, when it does not exist, and
-//! never rebuilds it: a new password would lock out the running Redis.
+//! The controller creates this Secret once and never replaces it: a new
+//! password would lock out the running Redis. To rotate, write a new
+//! `password` into it; the controller derives `url` and `users.acl` again
+//! ([`derived_data`]), which restarts Redis and rolls the app's pods.
+//!
+//! Redis users: `default` is disabled (no unauthenticated access), and the
+//! app's user [`REDIS_USER`] may run every command except the `@dangerous`
+//! and `@admin` ones (CONFIG, FLUSHALL, SHUTDOWN, REPLICAOF, DEBUG, MODULE,
+//! ACL, KEYS, ...). The ACL file holds only the SHA-256 of the password.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use sha2::{Digest, Sha256};
 
 use super::REDIS_PORT;
 use crate::build::{BuildError, Context, labels, names};
@@ -17,33 +26,63 @@ use crate::crd::StatelessApp;
 pub const PASSWORD_KEY: &str = "password";
 /// Key of the full connection URL in the Secret (what the app receives).
 pub const URL_KEY: &str = "url";
+/// Key of the ACL file in the Secret (mounted into the Redis pod).
+pub const ACL_KEY: &str = "users.acl";
+/// The Redis user the app (and the readiness probe) authenticates as.
+pub const REDIS_USER: &str = "app";
+/// What [`REDIS_USER`] may do: all but the dangerous and admin commands.
+pub const REDIS_USER_PERMISSIONS: &str = "~* &* +@all -@dangerous -@admin";
 /// Random bytes in a generated password (256 bits).
 const PASSWORD_BYTES: usize = 32;
 
-/// The Secret of the managed Redis for `app`, holding `password` and the
-/// `url` the app receives: `redis://:PASSWORD@<name>-redis.<ns>.svc:6379/0`.
+/// The Secret of the managed Redis for `app`, holding `password` and what
+/// derives from it (see [`derived_data`]).
 pub fn redis_secret(app: &StatelessApp, password: &str) -> Result<Secret, BuildError> {
     let ctx = Context::new(app)?;
-    let url = redis_url(ctx.name, ctx.namespace, password);
+    let mut data = derived_data(ctx.name, ctx.namespace, password);
+    data.insert(
+        PASSWORD_KEY.to_string(),
+        ByteString(password.as_bytes().to_vec()),
+    );
     Ok(Secret {
         metadata: ctx.meta(names::redis_secret(ctx.name), labels::redis(ctx.name)),
         type_: Some("Opaque".into()),
-        data: Some(BTreeMap::from([
-            (
-                PASSWORD_KEY.to_string(),
-                ByteString(password.as_bytes().to_vec()),
-            ),
-            (URL_KEY.to_string(), ByteString(url.into_bytes())),
-        ])),
+        data: Some(data),
         ..Secret::default()
     })
 }
 
-/// The URL of the managed Redis of app `name` in `namespace`. The password is
-/// percent-encoded, so any password yields a valid URL.
+/// The keys derived from the password: `url` and `users.acl`.
+pub fn derived_data(name: &str, namespace: &str, password: &str) -> BTreeMap<String, ByteString> {
+    BTreeMap::from([
+        (
+            URL_KEY.to_string(),
+            ByteString(redis_url(name, namespace, password).into_bytes()),
+        ),
+        (
+            ACL_KEY.to_string(),
+            ByteString(acl_file(password).into_bytes()),
+        ),
+    ])
+}
+
+/// The ACL file: `default` off (with no password, so protected mode does
+/// not refuse remote clients), the app's user by the password's SHA-256.
+pub fn acl_file(password: &str) -> String {
+    let digest = Sha256::digest(password.as_bytes());
+    format!(
+        "user default off resetpass resetkeys resetchannels -@all\n\
+         user {REDIS_USER} on #{} {REDIS_USER_PERMISSIONS}\n",
+        hex(&digest)
+    )
+}
+
+/// The URL of the managed Redis of app `name` in `namespace`, as user
+/// [`REDIS_USER`]. The password is percent-encoded, so any password yields a
+/// valid URL.
 pub fn redis_url(name: &str, namespace: &str, password: &str) -> String {
     format!(
-        "redis://:{}@{}.{namespace}.svc:{REDIS_PORT}/0",
+        "redis://{REDIS_USER}:{}@{}.{namespace}.svc:{REDIS_PORT}/0",
         percent_encode(password),
         names::redis(name)
     )
@@ -88,9 +127,19 @@ mod tests {
     #[test]
     fn whole_secret() {
         let secret = redis_secret(&basic(), "s3cret").expect("builds");
-        // `data` is base64 on the wire.
+        let text = |key: &str| {
+            String::from_utf8(secret.data.as_ref().expect("data")[key].0.clone()).expect("utf-8")
+        };
+        assert_eq!(text(PASSWORD_KEY), "s3cret");
         assert_eq!(
-            to_json(&secret),
+            text(URL_KEY),
+            "redis://app:s3cret@shop-redis.prod.svc:6379/0"
+        );
+        assert_eq!(text(ACL_KEY), acl_file("s3cret"));
+        let mut json = to_json(&secret);
+        json["data"] = json!(null);
+        assert_eq!(
+            json,
             json!({
                 "apiVersion": "v1",
                 "kind": "Secret",
@@ -101,24 +150,29 @@ mod tests {
                     "ownerReferences": owner()
                 },
                 "type": "Opaque",
-                "data": {
-                    "password": "czNjcmV0",
-                    "url": "cmVkaXM6Ly86czNjcmV0QHNob3AtcmVkaXMucHJvZC5zdmM6NjM3OS8w"
-                }
+                "data": null
             })
         );
-        let data = secret.data.expect("data");
-        assert_eq!(
-            data[URL_KEY].0,
-            b"redis://:s3cret@shop-redis.prod.svc:6379/0".to_vec()
+    }
+
+    #[test]
+    fn the_acl_file_holds_no_password_and_disables_default() {
+        let acl = acl_file("s3cret");
+        assert!(!acl.contains("s3cret"), "{acl}");
+        // SHA-256("s3cret"), as `echo -n s3cret | sha256sum` prints it.
+        assert!(
+            acl.contains(&format!("#{}", hex(&Sha256::digest(b"s3cret")))),
+            "{acl}"
         );
+        assert!(acl.starts_with("user default off resetpass"), "{acl}");
+        assert_eq!(acl.lines().count(), 2);
     }
 
     #[test]
     fn url_percent_encodes_the_password() {
         assert_eq!(
             redis_url("shop", "prod", "a b@c/d:e%"),
-            "redis://:a%20b%40c%2Fd%3Ae%25@shop-redis.prod.svc:6379/0"
+            "redis://app:a%20b%40c%2Fd%3Ae%25@shop-redis.prod.svc:6379/0"
         );
     }
 
@@ -144,7 +198,7 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(
             redis_url("s", "n", &a),
-            format!("redis://:{a}@s-redis.n.svc:6379/0")
+            format!("redis://app:{a}@s-redis.n.svc:6379/0")
         );
     }
 }
