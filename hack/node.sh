@@ -34,7 +34,7 @@ NODE_DIR="$RUN_DIR/node"
 NODE_OWNER_FILE="$CACHE_ROOT/real-node.owner"
 # Debian packages the node needs, and the command each provides.
 NODE_PACKAGES=(containerd:containerd runc:runc containernetworking-plugins:/usr/lib/cni/bridge
-               iptables:iptables-save conntrack:conntrack nftables:nft)
+               iptables:iptables-save conntrack:conntrack nftables:nft ipset:ipset)
 # Host sysctls kubelet or kube-proxy may write; restored on down.
 NODE_SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
               kernel.keys.root_maxbytes net.ipv4.conf.all.route_localnet net.ipv4.ip_forward
@@ -45,7 +45,10 @@ NODE_SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops kernel.keys
 NODE_HOST_PATHS=(/var/lib/kubelet /var/log/containers /run/containerd /var/lib/cni /run/netns)
 # Chain name prefixes the node's components create in iptables/ip6tables.
 NODE_CHAIN_RE='KUBE-|CNI-|STATELESS-'
-NODE_COMPONENTS=(metrics-server coredns kube-proxy kubelet containerd)
+NODE_COMPONENTS=(metrics-server coredns kube-router kube-proxy kubelet containerd)
+# ipsets kube-router creates (KUBE-SRC-*, KUBE-DST-*, and TMP-* while syncing).
+NODE_IPSET_RE='^(KUBE-|TMP-)'
+
 # STATELESS_KUBELET_ARGS: extra kubelet flags (e.g. --v 4 when debugging),
 # split on spaces.
 
@@ -148,12 +151,18 @@ node_network_up() {
   # Service addresses are answered by kube-proxy's DNAT towards pods on the
   # bridge; without this route the machine would send them to its default gateway.
   ip route add "$SERVICE_CIDR" dev "$NODE_BRIDGE" src "$NODE_IP"
-  local ipt
+  local ipt table
+  # The guard in filter and again in mangle, which runs first: kube-router
+  # rewrites the filter table and puts its own ACCEPT rules ahead of ours on
+  # every sync; it never touches mangle.
+  { ipset list -n 2>/dev/null || true; } | sort > "$NODE_DIR/ipsets.before"
   for ipt in iptables ip6tables; do
-    "$ipt" -N STATELESS-FORWARD-GUARD
-    "$ipt" -A STATELESS-FORWARD-GUARD -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -j DROP
-    "$ipt" -A STATELESS-FORWARD-GUARD -o "$NODE_BRIDGE" ! -i "$NODE_BRIDGE" -j DROP
-    "$ipt" -I FORWARD 1 -j STATELESS-FORWARD-GUARD
+    for table in filter mangle; do
+      "$ipt" -t "$table" -N STATELESS-FORWARD-GUARD
+      "$ipt" -t "$table" -A STATELESS-FORWARD-GUARD -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -j DROP
+      "$ipt" -t "$table" -A STATELESS-FORWARD-GUARD -o "$NODE_BRIDGE" ! -i "$NODE_BRIDGE" -j DROP
+      "$ipt" -t "$table" -I FORWARD 1 -j STATELESS-FORWARD-GUARD
+    done
   done
   iptables -N STATELESS-OUTPUT-GUARD
   iptables -A STATELESS-OUTPUT-GUARD -d "$KWOK_POD_CIDR" -j REJECT
@@ -177,6 +186,9 @@ node_pki() {
   # the kubelets' resource metrics, delegating authn/authz (admin for brevity
   # on a throwaway local plane).
   cert metrics-server-client "/O=system:masters/CN=stateless-local:metrics-server"
+  # kube-router watches pods, namespaces, policies, nodes, services and
+  # endpoints (admin for brevity here as well).
+  cert kube-router "/O=system:masters/CN=stateless-local:kube-router"
 }
 
 node_write_configs() {
@@ -187,6 +199,7 @@ node_write_configs() {
   write_kubeconfig "$cfg/kube-proxy.kubeconfig" kube-proxy "$api_url"
   write_kubeconfig "$cfg/coredns.kubeconfig" coredns "$api_url"
   write_kubeconfig "$cfg/metrics-server.kubeconfig" metrics-server-client "$api_url"
+  write_kubeconfig "$cfg/kube-router.kubeconfig" kube-router "$api_url"
   local sock="$NODE_DIR/containerd/containerd.sock"
   echo "$sock" > "$NODE_DIR/containerd.address"
 
@@ -371,10 +384,26 @@ node_up() {
   # kube-proxy has programmed the Service rules once the API server's own
   # Service is in its chains.
   wait_for kube-proxy 60 bash -c "iptables-save -t nat | grep -q 'default/kubernetes:https'"
+  node_kube_router_up
   node_metrics_server_up
   [[ "$(cat /proc/sys/net/ipv4/ip_forward)" == "$(awk -F= '$1=="net.ipv4.ip_forward"{print $2}' "$NODE_DIR/sysctls.before")" ]] \
     || node_fail kubelet "changed net.ipv4.ip_forward, which must stay as it was"
-  log "real node $NODE_NAME Ready in $((SECONDS - t0))s (containerd, kubelet, kube-proxy, CoreDNS on $NODE_IP)"
+  log "real node $NODE_NAME Ready in $((SECONDS - t0))s (containerd, kubelet, kube-proxy, kube-router firewall, CoreDNS on $NODE_IP)"
+}
+
+# kube-router with its firewall alone (no routing, no service proxy, no CNI):
+# the bridge CNI does not enforce NetworkPolicy, kube-router does, with
+# iptables and ipsets for the pods on this node. Its health and metrics
+# listen on loopback only (the health port would bind every interface).
+node_kube_router_up() {
+  local port; port=$(free_port)
+  NODE_NAME="$NODE_NAME" start kube-router "$KUBE_ROUTER_BIN/kube-router" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --run-loadbalancer=false \
+    --enable-cni=false --enable-ipv4=true --enable-ipv6=false \
+    --kubeconfig "$NODE_DIR/config/kube-router.kubeconfig" --hostname-override "$NODE_NAME" \
+    --service-cluster-ip-range "$SERVICE_CIDR" --iptables-sync-period 1m --cache-sync-timeout 1m \
+    --health-port 0 --metrics-addr 127.0.0.1 --metrics-port "$port" --v 1
+  wait_for kube-router 60 iptables -S KUBE-ROUTER-FORWARD
 }
 
 # metrics-server on the node address, registered as the metrics.k8s.io API
@@ -479,6 +508,13 @@ node_teardown_host() {
       "$ipt-save" | grep -vE "$NODE_CHAIN_RE" | "$ipt-restore" || log "warning: $ipt-restore failed; check $ipt-save"
     fi
   done
+  # kube-router's ipsets, once no rule refers to them.
+  if command -v ipset >/dev/null 2>&1; then
+    local set
+    { ipset list -n 2>/dev/null || true; } | { grep -E "$NODE_IPSET_RE" || true; } | while IFS= read -r set; do
+      grep -qxF "$set" "$dir/ipsets.before" 2>/dev/null || ipset destroy "$set" 2>/dev/null || true
+    done
+  fi
   # Tables that appeared during the run (iptables-nft's filter and nat, say)
   # held only the node's rules: drop them, so the ruleset is as before.
   if [[ -f "$dir/nft-tables.before" ]] && command -v nft >/dev/null 2>&1; then

@@ -3,8 +3,8 @@
 #
 # Ensures the cached control-plane binaries, starts a plane of its own (its own
 # run dir, so a plane you keep for hack/demo.sh or debugging is left alone)
-# with its real node, runs fmt, clippy, unit and integration tests (the
-# real-node ones with real containers), helm checks, the in-cluster
+# with its real node, runs fmt, clippy, a bounded fuzz run, unit and
+# integration tests (the real-node ones with real containers), helm checks, the in-cluster
 # end-to-end suite on the real node (hack/e2e-local.sh), and always stops the
 # plane again — on success, failure or Ctrl-C.
 #
@@ -27,6 +27,8 @@ step() { log "$1"; local t=$SECONDS; shift; "$@"; log "  ok ($((SECONDS - t))s)"
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)" cargo clippy --locked --workspace --all-targets -- -D warnings
 step "build tests" cargo test --locked --workspace --no-run
+# Bounded coverage-guided fuzzing of the byte parsers (a longer run: hack/fuzz.sh 1800).
+step "fuzz the manifest reader and the AdmissionReview decoder (20 s each)" "$HACK_DIR/fuzz.sh" 20
 # The images the real node runs (release builds; rebuilt only when changed).
 step "images (operator, session-demo, Redis, pause)" "$HACK_DIR/images.sh" build
 # The real node's failure paths, before this run's own plane takes the node.

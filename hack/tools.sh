@@ -126,6 +126,16 @@ ensure_metrics_server() {
   go_build metrics-server "$METRICS_SERVER_BIN" "-s -w" sigs.k8s.io/metrics-server/cmd/metrics-server
 }
 
+# kube-router v2.1.0 is the only version the module proxy here serves (later
+# ones are refused); it runs on the real node only, with its firewall alone.
+ensure_kube_router() {
+  [[ -x "$KUBE_ROUTER_BIN/kube-router" ]] && return 0
+  local pkg=github.com/cloudnativelabs/kube-router/v2
+  go_build kube-router "$KUBE_ROUTER_BIN" \
+    "-s -w -X $pkg/pkg/version.Version=$KUBE_ROUTER_VERSION -X $pkg/pkg/version.BuildDate=1970-01-01T00:00:00Z" \
+    "$pkg/cmd/kube-router"
+}
+
 ensure_k8s
-if [[ "${STATELESS_REAL_NODE:-1}" != 0 ]]; then ensure_node; ensure_metrics_server; fi
+if [[ "${STATELESS_REAL_NODE:-1}" != 0 ]]; then ensure_node; ensure_metrics_server; ensure_kube_router; fi
 log "tools ready in $CACHE_ROOT"

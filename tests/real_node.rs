@@ -93,35 +93,90 @@ async fn examples_run_for_real_and_reach_their_session_store() {
         );
     }
 
-    // Redis knows one enabled user, the app's. Without credentials, or as
-    // `default`, a client is refused; as `app` (password from the operator's
-    // Secret) it may PING but not run dangerous or admin commands. Each runs
-    // in a pod of its own and reaches Redis through its Service name.
-    let cli = |user: Option<&'static str>, args: &'static [&'static str]| {
-        redis_client_pod(&pods, &ns.name, &redis_image, user, args)
+    // Redis knows one enabled user, the app's. Asked from inside its own pod
+    // (loopback, where no NetworkPolicy applies; REDISCLI_AUTH there is the
+    // app user's password from the Secret): without credentials, or as
+    // `default`, a client is refused; as `app` it may PING but not run
+    // dangerous or admin commands.
+    let in_redis = |script: String| {
+        let out = real_node::kubectl(&[
+            "-n",
+            &ns.name,
+            "exec",
+            "deploy/demo-redis",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        format!("{}{}", out.stdout, out.stderr)
     };
-    let anonymous = cli(None, &["ping"]).await;
+    let anonymous = in_redis("unset REDISCLI_AUTH; redis-cli ping".into());
     assert!(
         anonymous.contains("NOAUTH"),
         "without credentials: {anonymous}"
     );
-    let default = cli(Some("default"), &["ping"]).await;
+    let default = in_redis("redis-cli --user default ping".into());
     assert!(
         default.contains("WRONGPASS"),
         "the default user is off: {default}"
     );
-    assert_eq!(cli(Some("app"), &["ping"]).await.trim(), "PONG");
-    for args in [
-        &["config", "get", "maxmemory"][..],
-        &["flushall"],
-        &["shutdown", "nosave"],
-        &["replicaof", "127.0.0.1", "1"],
-        &["acl", "list"],
-        &["keys", "*"],
+    assert_eq!(in_redis("redis-cli --user app ping".into()).trim(), "PONG");
+    for command in [
+        "config get maxmemory",
+        "flushall",
+        "shutdown nosave",
+        "replicaof 127.0.0.1 1",
+        "acl list",
+        "keys '*'",
     ] {
-        let out = cli(Some("app"), args).await;
-        assert!(out.contains("NOPERM"), "app user ran {args:?}: {out}");
+        let out = in_redis(format!("redis-cli --user app {command}"));
+        assert!(out.contains("NOPERM"), "app user ran {command}: {out}");
     }
+
+    // NetworkPolicy, enforced by kube-router on the node: a pod that is not
+    // the app's cannot connect to Redis (without enforcement it would get
+    // NOAUTH), while the app's pods reach it (below); and Redis itself
+    // reaches nothing (its egress is denied).
+    let redis_host = format!("demo-redis.{}.svc", ns.name);
+    let outsider = redis_client_pod(&pods, &redis_image, &["-h", &redis_host, "ping"]).await;
+    // kube-router rejects (connection refused); a dropping enforcer would
+    // leave it waiting until its deadline.
+    let refused =
+        outsider.contains("Connection refused") || outsider.starts_with("reason=DeadlineExceeded");
+    assert!(
+        outsider.contains("started=true")
+            && refused
+            && !outsider.contains("NOAUTH")
+            && !outsider.contains("PONG"),
+        "a pod that is not the app's reached Redis (or never ran): {outsider}"
+    );
+    let app_service =
+        Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &ns.name)
+            .get("demo")
+            .await
+            .expect("app Service")
+            .spec
+            .and_then(|s| s.cluster_ip)
+            .expect("ClusterIP");
+    // The app's HTTP port answers anyone else (redis-cli reads "HTTP/1.1 ..."
+    // as a protocol error), but Redis may not open a connection to it.
+    let control = redis_client_pod(
+        &pods,
+        &redis_image,
+        &["-h", &app_service, "-p", "80", "ping"],
+    )
+    .await;
+    assert!(
+        control.contains("Protocol error"),
+        "the app's port answers: {control}"
+    );
+    let egress = in_redis(format!("redis-cli -h {app_service} -p 80 ping"));
+    assert!(
+        egress.contains("Connection refused") && !egress.contains("Protocol error"),
+        "Redis opened a connection: {egress}"
+    );
+
     // No password on Redis's command line (what ps and /proc show).
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(client.clone(), &ns.name);
@@ -308,42 +363,22 @@ async fn examples_run_for_real_and_reach_their_session_store() {
     );
 }
 
-/// Run `redis-cli -h <redis Service> [--user USER] ARGS` in a pod of its
-/// own; as `user`, with the password of the Secret `demo-redis`
-/// (REDISCLI_AUTH). Its output.
-async fn redis_client_pod(
-    pods: &Api<Pod>,
-    namespace: &str,
-    image: &str,
-    user: Option<&str>,
-    args: &[&str],
-) -> String {
+/// Run `redis-cli ARGS` in a pod of its own that is not the app's (no
+/// credentials either), for at most 20 s; how it ended and its output.
+async fn redis_client_pod(pods: &Api<Pod>, image: &str, args: &[&str]) -> String {
     let name = format!("redis-client-{}", support::suffix());
-    let mut command = vec![
-        "redis-cli".to_string(),
-        "-h".into(),
-        format!("demo-redis.{namespace}.svc"),
-    ];
-    if let Some(user) = user {
-        command.extend(["--user".to_string(), user.to_string()]);
-    }
-    command.extend(args.iter().map(|a| a.to_string()));
-    let env = user.map(|_| {
-        json!([{"name": "REDISCLI_AUTH",
-                "valueFrom": {"secretKeyRef": {"name": "demo-redis", "key": "password"}}}])
-    });
     let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "outsider"}},
         "spec": {
             "restartPolicy": "Never",
+            "activeDeadlineSeconds": 20,
             "securityContext": {"runAsNonRoot": true, "runAsUser": 999, "runAsGroup": 1000,
                                 "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [{
                 "name": "redis-cli",
                 "image": image,
                 "imagePullPolicy": "Never",
-                "command": command,
-                "env": env.unwrap_or(json!([])),
+                "command": std::iter::once("redis-cli").chain(args.iter().copied()).collect::<Vec<_>>(),
                 "securityContext": {"allowPrivilegeEscalation": false,
                                     "capabilities": {"drop": ["ALL"]}},
             }],
@@ -354,9 +389,26 @@ async fn redis_client_pod(
         .await
         .unwrap_or_else(|e| panic!("creating {name}: {e}"));
     real_node::wait_pod_finished(pods, &name, WAIT).await;
-    let out = kubectl_ok(&["-n", namespace, "logs", &name]);
+    // It ran (its image started) and was stopped by its deadline, still waiting.
+    let status = pods.get(&name).await.ok().and_then(|p| p.status);
+    let reason = status
+        .as_ref()
+        .and_then(|s| s.reason.clone())
+        .unwrap_or_default();
+    let started = status.and_then(|s| s.container_statuses).is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c.state
+                .as_ref()
+                .is_some_and(|st| st.terminated.is_some() || st.running.is_some())
+        })
+    });
+    let namespace = pods.namespace().unwrap_or_default();
+    let out = real_node::kubectl(&["-n", namespace, "logs", &name]);
     let _ = pods.delete(&name, &DeleteParams::default()).await;
-    out
+    format!(
+        "reason={reason} started={started}\n{}{}",
+        out.stdout, out.stderr
+    )
 }
 
 /// `kubectl port-forward` to a local port, stopped on drop.

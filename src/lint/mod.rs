@@ -17,7 +17,7 @@ mod read;
 mod render;
 
 pub use loaded::Loaded;
-pub use read::{ReadError, collect_files, load_paths, load_str};
+pub use read::{ReadError, collect_files, load_bytes, load_paths, load_str};
 pub use render::{
     TextOptions, escape_text, render_catalogue_json, render_catalogue_markdown,
     render_catalogue_text, render_json, render_sarif, render_text,

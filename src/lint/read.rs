@@ -268,8 +268,14 @@ fn normalize_line_ends(text: &str) -> Cow<'_, str> {
 
 /// Read one YAML (or JSON) stream. `file` is the name to report (`-` for stdin).
 pub fn load_str(text: &str, file: &str) -> Loaded {
+    load_bytes(text.as_bytes().to_vec(), file)
+}
+
+/// Read one stream of any bytes, as a file's are read: a byte-order mark,
+/// lone CRs and invalid UTF-8 are dealt with (and reported) first.
+pub fn load_bytes(bytes: Vec<u8>, file: &str) -> Loaded {
     let mut loaded = Loaded::default();
-    let (text, bad, _) = prepare_text(text.as_bytes().to_vec());
+    let (text, bad, _) = prepare_text(bytes);
     loaded.read_text(file, text, &bad, None);
     loaded
 }

@@ -111,9 +111,10 @@ yet creates it, which the API server authorizes as "create".
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Secrets: the managed Redis Secret is created once and never changed (no
-# update or patch); the watch covers Secrets the app's pods reference, whose
-# content rolls the pods.
+# Secrets: no update or patch, so the operator can change no one's Secret.
+# The managed Redis Secret is created once; after its password is rotated it
+# is replaced (delete, guarded by uid and resourceVersion, then create). The
+# watch covers Secrets the app's pods reference, whose content rolls the pods.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "delete"]
