@@ -12,6 +12,7 @@ pub mod config_hash;
 pub mod events;
 pub mod leader;
 mod reconcile;
+mod session_store;
 pub mod status;
 
 use std::collections::HashMap;

@@ -1,6 +1,8 @@
 //! One reconciliation of a StatelessApp, as steps:
 //! observe (referenced config, session store) → build (pure) → apply (only
-//! what changed) → prune (managed objects no longer wanted) → status.
+//! what changed) → prune (managed objects no longer wanted) → status. The
+//! session store's Secrets live in [`super::session_store`], the config hash
+//! in [`super::config_hash`], Events and findings in [`super::events`].
 //!
 //! Errors do not skip the status step: the app always says why it is not
 //! Ready, and the error goes to the backoff in [`super::error_policy`].
@@ -9,9 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -20,7 +21,7 @@ use serde::de::DeserializeOwned;
 use super::apply::{Applied, apply, may_write};
 use super::compliance;
 use super::status::{self, Observation, Observed};
-use super::{Context, Error, config_hash, events};
+use super::{Context, Error, config_hash, events, session_store};
 use crate::build::{self, BuildInputs, FIELD_MANAGER, is_controlled_by, names};
 use crate::crd::{SessionStoreStatus, SessionStoreType, StatelessApp};
 
@@ -71,7 +72,7 @@ async fn converge(
     // Observe: the session store first, since its Secret feeds the config hash.
     let session_secret = match app.spec.session_store_type() {
         SessionStoreType::Managed => {
-            let secret = ensure_managed_secret(app, ctx, namespace, changes).await?;
+            let secret = session_store::ensure_managed_secret(app, ctx, namespace, changes).await?;
             observed.session_store = Some(SessionStoreStatus {
                 service_name: Some(names::redis(&name)),
                 secret_name: Some(names::redis_secret(&name)),
@@ -80,7 +81,7 @@ async fn converge(
             Some(secret)
         }
         SessionStoreType::External => {
-            let secret = check_external_secret(app, ctx, namespace).await;
+            let secret = session_store::check_external_secret(app, ctx, namespace).await;
             let reference = app.spec.external_session_secret();
             observed.session_store = Some(SessionStoreStatus {
                 service_name: None,
@@ -166,7 +167,7 @@ async fn converge(
             Some(status::redis_readiness(&deployment))
         }
         None => {
-            prune_session_store(app, ctx, namespace, changes).await?;
+            session_store::prune(app, ctx, namespace, changes).await?;
             None
         }
     };
@@ -260,168 +261,8 @@ fn track<K: Resource<DynamicType = ()>>(
     ));
 }
 
-/// The managed Redis Secret: created once with a fresh random password and
-/// never regenerated. A Secret of that name that we do not control is never
-/// taken over.
-async fn ensure_managed_secret(
-    app: &StatelessApp,
-    ctx: &Context,
-    namespace: &str,
-    changes: &mut Vec<String>,
-) -> Result<Secret, Error> {
-    let name = names::redis_secret(&app.name_any());
-    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
-    let kube_err = |verb: &'static str| Error::kube(verb, "Secret", namespace, &name);
-    if let Some(secret) = api.get_opt(&name).await.map_err(kube_err("get"))? {
-        if !is_controlled_by(secret.meta(), app) {
-            return Err(Error::SecretConflict {
-                namespace: namespace.into(),
-                name,
-            });
-        }
-        let Some(password) = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(build::redis::PASSWORD_KEY))
-        else {
-            return Err(Error::ManagedSecretIncomplete {
-                namespace: namespace.into(),
-                name,
-                key: build::redis::PASSWORD_KEY.into(),
-            });
-        };
-        let password = match std::str::from_utf8(&password.0) {
-            Ok(p) if !p.is_empty() => p.to_string(),
-            _ => {
-                return Err(Error::ManagedPasswordUnusable {
-                    namespace: namespace.into(),
-                    name,
-                });
-            }
-        };
-        // The url and ACL file follow the password: after a rotation (a new
-        // `password` written into the Secret), or for a Secret of an older
-        // version without `users.acl`. The operator may not modify Secrets
-        // (RBAC: no update or patch, so it can change none of the users'),
-        // so it replaces this one — same name, same password — guarded by
-        // its uid and resourceVersion.
-        let derived = build::redis::derived_data(&app.name_any(), namespace, &password);
-        let current = secret.data.clone().unwrap_or_default();
-        if derived.iter().all(|(k, v)| current.get(k) == Some(v)) {
-            return Ok(secret);
-        }
-        may_write(
-            &ctx.settings.leadership,
-            "delete",
-            "Secret",
-            namespace,
-            &name,
-        )?;
-        let guarded = DeleteParams {
-            preconditions: Some(kube::api::Preconditions {
-                uid: secret.metadata.uid.clone(),
-                resource_version: secret.metadata.resource_version.clone(),
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&name, &guarded).await {
-            Ok(_) => ctx.metrics.count_write("Secret", "delete"),
-            // Changed or gone meanwhile: the next reconcile looks again.
-            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
-            Err(e) => return Err(kube_err("delete")(e)),
-        }
-        let replaced = create_managed_secret(app, ctx, namespace, &name, &password).await?;
-        changes.push(format!(
-            "replaced Secret {name} (its url and Redis users follow its password)"
-        ));
-        return Ok(replaced);
-    }
-    let password = build::generate_password()?;
-    let created = create_managed_secret(app, ctx, namespace, &name, &password).await?;
-    changes.push(format!("created Secret {name}"));
-    Ok(created)
-}
-
-/// Create the managed Secret with `password`; when another reconcile
-/// created it first, that one.
-async fn create_managed_secret(
-    app: &StatelessApp,
-    ctx: &Context,
-    namespace: &str,
-    name: &str,
-    password: &str,
-) -> Result<Secret, Error> {
-    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
-    let kube_err = |verb: &'static str| Error::kube(verb, "Secret", namespace, name);
-    let secret = build::redis_secret(app, password)?;
-    let params = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    may_write(
-        &ctx.settings.leadership,
-        "create",
-        "Secret",
-        namespace,
-        name,
-    )?;
-    match api.create(&params, &secret).await {
-        Ok(created) => {
-            ctx.metrics.count_write("Secret", "create");
-            Ok(created)
-        }
-        Err(kube::Error::Api(s)) if s.code == 409 => api.get(name).await.map_err(kube_err("get")),
-        Err(e) => Err(kube_err("create")(e)),
-    }
-}
-
-async fn check_external_secret(
-    app: &StatelessApp,
-    ctx: &Context,
-    namespace: &str,
-) -> Result<Secret, Error> {
-    // The CRD's CEL rule requires secretRef with type external; this is the
-    // same check for objects that predate the rule.
-    let Some(reference) = app.spec.external_session_secret() else {
-        return Err(Error::Build(build::BuildError::MissingExternalSecret {
-            namespace: namespace.into(),
-            name: app.name_any(),
-        }));
-    };
-    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
-    let secret = api.get_opt(&reference.name).await.map_err(Error::kube(
-        "get",
-        "Secret",
-        namespace,
-        &reference.name,
-    ))?;
-    let Some(secret) = secret else {
-        return Err(Error::ExternalSecretNotFound {
-            namespace: namespace.into(),
-            name: reference.name.clone(),
-            key: reference.key.clone(),
-        });
-    };
-    let has_key = secret
-        .data
-        .as_ref()
-        .is_some_and(|d| d.contains_key(&reference.key))
-        || secret
-            .string_data
-            .as_ref()
-            .is_some_and(|d| d.contains_key(&reference.key));
-    if !has_key {
-        return Err(Error::ExternalSecretKeyMissing {
-            namespace: namespace.into(),
-            name: reference.name.clone(),
-            key: reference.key.clone(),
-        });
-    }
-    Ok(secret)
-}
-
 /// Delete `name` of kind K if it exists and this app controls it.
-async fn prune<K>(
+pub(super) async fn prune<K>(
     app: &StatelessApp,
     ctx: &Context,
     namespace: &str,
@@ -455,24 +296,6 @@ where
     Ok(())
 }
 
-/// Remove every managed Redis object after a switch to `external` or `none`.
-async fn prune_session_store(
-    app: &StatelessApp,
-    ctx: &Context,
-    namespace: &str,
-    changes: &mut Vec<String>,
-) -> Result<(), Error> {
-    let name = app.name_any();
-    let redis = names::redis(&name);
-    prune::<Deployment>(app, ctx, namespace, &redis, changes).await?;
-    prune::<Service>(app, ctx, namespace, &redis, changes).await?;
-    prune::<NetworkPolicy>(app, ctx, namespace, &redis, changes).await?;
-    prune::<ConfigMap>(app, ctx, namespace, &redis, changes).await?;
-    prune::<PersistentVolumeClaim>(app, ctx, namespace, &names::redis_data(&name), changes).await?;
-    prune::<Secret>(app, ctx, namespace, &names::redis_secret(&name), changes).await
-}
-
-/// One Event per reconciliation that changed something, listing the changes.
 /// Patch the status only when it differs; announce Ready transitions.
 async fn write_status(
     app: &StatelessApp,
