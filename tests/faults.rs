@@ -203,6 +203,7 @@ async fn leader_failover_after_kill_and_partition() {
     ));
     leader.stop().await;
     follower.stop().await;
+    ns.delete_and_wait(CONVERGE_WITHIN).await;
 }
 
 /// Every managed object of kind `K` in the namespace, by its app (label
@@ -293,7 +294,7 @@ async fn kill_mid_rollout_and_random_deletions_converge() {
         before.len()
     ));
 
-    let _second = OperatorBinary::spawn(&args, &kubeconfig_path(), &ns.name);
+    let second = OperatorBinary::spawn(&args, &kubeconfig_path(), &ns.name);
     let restarted = Instant::now();
     let seed = u64::from(std::process::id()) | 1;
     let mut random = Random(seed);
@@ -403,5 +404,12 @@ async fn kill_mid_rollout_and_random_deletions_converge() {
         "restarted operator: {APPS} apps Ready {:.1}s after its start, {DELETIONS} children deleted on the way (seed {seed}), one of each child per app, {} Redis Secrets from before the kill kept",
         converged.as_secs_f64(),
         before.len()
+    ));
+    drop(second);
+    let deleting = Instant::now();
+    ns.delete_and_wait(CONVERGE_WITHIN).await;
+    report(&format!(
+        "the namespace with {APPS} apps deleted in {:.1}s",
+        deleting.elapsed().as_secs_f64()
     ));
 }

@@ -634,4 +634,19 @@ async fn changes_reach_the_deployment_across_api_server_restarts() {
     nodes_ready(&client).await;
     unreachable_at_start_case(&ns.name).await;
     missing_crd_case(&client, &ns.name).await;
+    controllers_working(&client).await;
+}
+
+/// Leave the plane as found: the controller-manager's watches, which back
+/// off for up to 30 s while the API server is away, work again — a new
+/// namespace gets its default ServiceAccount (the tests after this one
+/// wait for exactly that).
+async fn controllers_working(client: &Client) {
+    let start = Instant::now();
+    let probe = TestNamespace::new(client, "restart-after").await;
+    report(&format!(
+        "after the outages: a new namespace got its default ServiceAccount in {:.2}s",
+        start.elapsed().as_secs_f64()
+    ));
+    drop(probe);
 }

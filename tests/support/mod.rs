@@ -168,11 +168,13 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
-        // Pods cannot be created until the controller-manager made the default ServiceAccount.
+        // Pods cannot be created until the controller-manager made the
+        // default ServiceAccount: seconds usually, longer while its watches
+        // back off after an API server restart (up to 30 s) on a busy plane.
         let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> =
             Api::namespaced(client.clone(), &name);
         wait_until(
-            Duration::from_secs(30),
+            Duration::from_secs(90),
             &format!("default ServiceAccount in {name}"),
             || async { sa.get_opt("default").await.ok().flatten().is_some() },
         )
@@ -189,6 +191,25 @@ impl TestNamespace {
         <K as kube::Resource>::DynamicType: Default,
     {
         Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Delete the namespace and wait until it is gone: a test that filled
+    /// it with hundreds of objects pays for their deletion itself, instead
+    /// of leaving the controller-manager busy for the tests after it.
+    pub async fn delete_and_wait(&self, timeout: Duration) {
+        if std::env::var_os("KEEP_TEST_NAMESPACES").is_some() {
+            return;
+        }
+        let namespaces = Api::<Namespace>::all(self.client.clone());
+        let _ = namespaces
+            .delete(&self.name, &DeleteParams::background())
+            .await;
+        wait_until(
+            timeout,
+            &format!("namespace {} deleted", self.name),
+            || async { matches!(namespaces.get_opt(&self.name).await, Ok(None)) },
+        )
+        .await;
     }
 }
 
