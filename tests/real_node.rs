@@ -346,17 +346,9 @@ async fn examples_run_for_real_and_reach_their_session_store() {
         },
     )
     .await;
-    let stale = real_node::kubectl(&[
-        "-n",
-        &ns.name,
-        "exec",
-        "deploy/demo-redis",
-        "--",
-        "sh",
-        "-c",
-        &format!("REDISCLI_AUTH={password} redis-cli --user app ping"),
-    ]);
-    let said = format!("{}{}", stale.stdout, stale.stderr);
+    let said = in_redis(format!(
+        "REDISCLI_AUTH={password} redis-cli --user app ping"
+    ));
     assert!(
         said.contains("WRONGPASS"),
         "the old password still works: {said}"
