@@ -44,12 +44,12 @@ impl Reported {
         let Ok(mut memory) = self.0.lock() else {
             return BTreeSet::new();
         };
+        let key = ObjectRef::from_obj(app);
         let before = memory
-            .get(&ObjectRef::from_obj(app))
-            .cloned()
+            .remove(&key)
             .unwrap_or_else(|| from_status(app.status.as_ref(), &current));
         let new = current.difference(&before).cloned().collect();
-        memory.insert(ObjectRef::from_obj(app), current);
+        memory.insert(key, current);
         new
     }
 
