@@ -72,8 +72,8 @@ if real_node_enabled; then
   log "its pods run as real containers on the node $NODE_NAME:"
   kubectl -n "$NS" get pods -o wide
   echo
-  log "as processes on this machine (containerd's runc, in the pods' cgroups):"
-  ps -o pid,user,rss,args -C session-demo,redis-server | sed 's/--requirepass [^ ]*/--requirepass <hidden>/'
+  log "as processes on this machine (containerd's runc, in the pods' cgroups; no password on any command line):"
+  ps -o pid,user,rss,args -C session-demo,redis-server
   echo
   log "reach it: kubectl -n $NS port-forward svc/demo 8080:80, then"
   log "  curl -c /tmp/demo.cookies -b /tmp/demo.cookies http://127.0.0.1:8080/session"
