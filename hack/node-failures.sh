@@ -91,7 +91,10 @@ expect_failure "kubelet dies at start" "kubelet exited during start-up|last line
 #    another run dir, cleans it and starts; `down` leaves the machine as it was.
 log "node-failures: a crashed run is cleaned by the next up"
 crashed="$BASE_RUN_DIR-crashed"
-STATELESS_RUN_DIR="$crashed" "$CLUSTER" up >/dev/null 2>&1 || die "node-failures: the plane did not start (run $crashed)"
+out="$(STATELESS_RUN_DIR="$crashed" "$CLUSTER" up 2>&1)" || {
+  printf '%s\n' "$out" | tail -n 40 >&2
+  die "node-failures: the plane did not start (run $crashed; its output above)"
+}
 for f in "$crashed"/pids/*.pid; do kill -KILL -- "-$(cat "$f")" 2>/dev/null || kill -KILL "$(cat "$f")" 2>/dev/null || true; done
 sleep 1
 ip link show "$NODE_BRIDGE" >/dev/null 2>&1 || die "node-failures: the crashed run should have left its bridge behind"

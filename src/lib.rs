@@ -14,6 +14,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod client;
 pub mod controller;
 pub mod crd;
 pub mod http;

@@ -113,6 +113,8 @@ pub struct Metrics {
     pub watches: WatchMetrics,
     /// `/readyz`: the controller's gate and, when served, the webhook's.
     pub readiness: Readiness,
+    /// Every request the client sent, by class ([`crate::client`]).
+    pub api_requests: std::sync::Arc<crate::client::RequestMetrics>,
 }
 
 /// The parts `/readyz` waits for.
@@ -227,6 +229,12 @@ impl Metrics {
             "Unwaived statelessness rule violations per StatelessApp and rule",
             violations.clone(),
         );
+        let api_requests = std::sync::Arc::new(crate::client::RequestMetrics::default());
+        registry.register(
+            "stateless_api_requests",
+            "Requests the operator's client sent to the API server, by class (read: get or list, watch, write)",
+            api_requests.requests.clone(),
+        );
         let watches = WatchMetrics::default();
         watches.register(&mut registry);
         let readiness = Readiness::default();
@@ -245,6 +253,7 @@ impl Metrics {
             writes,
             violations,
             readiness,
+            api_requests,
         }
     }
 

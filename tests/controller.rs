@@ -15,7 +15,7 @@ use serde_json::json;
 use stateless_operator::crd::StatelessApp;
 
 use support::{
-    Operator, TestNamespace, apply_objects, audited_writes, client, condition, ensure_crd,
+    Operator, TestNamespace, apply_objects, audited_writes, client, condition, config, ensure_crd,
     load_yaml, wait_crd_established, wait_ready, wait_until,
 };
 
@@ -431,12 +431,29 @@ async fn full_example_converges() {
         .expect("key");
     assert_eq!(key.len(), 32);
     use stateless_operator::controller::config_hash::{HashKey, of_referenced_config};
+    use stateless_operator::controller::observe::Content;
+    use stateless_operator::crd::ConfigKind;
     let keyed = |key: Vec<u8>| {
         let (client, app, ns) = (client.clone(), app.clone(), ns.name.clone());
         async move {
-            of_referenced_config(&client, &HashKey::from_bytes(&key), &app, &ns)
-                .await
-                .expect("hash")
+            let key = HashKey::from_bytes(&key);
+            let mut referenced = Vec::new();
+            for reference in app.referenced_config() {
+                let content = match reference.kind {
+                    ConfigKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), &ns)
+                        .get_opt(&reference.name)
+                        .await
+                        .expect("read ConfigMap")
+                        .map(|cm| Content::of_config_map(&key, cm)),
+                    ConfigKind::Secret => Api::<Secret>::namespaced(client.clone(), &ns)
+                        .get_opt(&reference.name)
+                        .await
+                        .expect("read Secret")
+                        .map(|secret| Content::of_secret(&key, &secret)),
+                };
+                referenced.push((reference, content.map(std::sync::Arc::new)));
+            }
+            of_referenced_config(&key, &referenced)
         }
     };
     assert_eq!(before.as_deref(), Some(keyed(key.clone()).await.as_str()));
@@ -915,4 +932,82 @@ async fn rollouts_warn_nobody_and_deleted_apps_leave_no_series() {
             .contains(&series)
     })
     .await;
+}
+
+/// Sum of a counter family in the operator's metrics text.
+fn counter(metrics: &stateless_operator::metrics::Metrics, family: &str, labels: &str) -> f64 {
+    let text = metrics.encode().expect("metrics encode");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}_total")) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_converged_app_is_resynced_without_a_single_request() {
+    use stateless_operator::client::RequestClass;
+    let client = client().await;
+    ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client, "ctrl-idle").await;
+    // The operator's own client, which counts every request it sends; a
+    // resync every second, so many happen in a short window.
+    let metrics = std::sync::Arc::new(stateless_operator::metrics::Metrics::new());
+    let counted = stateless_operator::client::build(config().await, metrics.api_requests.clone())
+        .expect("operator client");
+    let _operator = Operator::start_with_client(
+        &counted,
+        metrics.clone(),
+        Operator::settings(&ns.name, Duration::from_secs(1)),
+    );
+    // The full example: managed Redis, a referenced ConfigMap and Secret,
+    // Service, HPA, PDB and NetworkPolicy, all observed on every resync.
+    let objects: Vec<_> = load_yaml("examples/full.yaml")
+        .into_iter()
+        .filter(|o| o["kind"] != "Namespace")
+        .collect();
+    apply_objects(&client, &ns.name, &objects).await;
+    let name = objects
+        .iter()
+        .find(|o| o["kind"] == "StatelessApp")
+        .and_then(|o| o["metadata"]["name"].as_str())
+        .expect("full.yaml has a StatelessApp")
+        .to_string();
+    wait_ready(&ns.api::<StatelessApp>(), &name, WAIT).await;
+
+    // Once converged (the kwok pods' status settles within seconds), a
+    // window of resyncs must send no read and no write: only the watches,
+    // already open, carry anything.
+    let window = Duration::from_secs(5);
+    let snapshot = || {
+        (
+            metrics.api_requests.get(RequestClass::Read),
+            metrics.api_requests.get(RequestClass::Write),
+            counter(&metrics, "stateless_reconciliations", "result=\"ok\""),
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let (reads, writes, reconciles) = snapshot();
+        tokio::time::sleep(window).await;
+        let (reads_after, writes_after, reconciles_after) = snapshot();
+        let resyncs = reconciles_after - reconciles;
+        eprintln!(
+            "idle window of {window:?}: {resyncs} reconciles, {} reads, {} writes",
+            reads_after - reads,
+            writes_after - writes
+        );
+        if resyncs >= 3.0 && reads_after == reads && writes_after == writes {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no window of {window:?} with at least 3 resyncs and no request: the last had {resyncs} reconciles, {} reads and {} writes",
+            reads_after - reads,
+            writes_after - writes
+        );
+    }
+    assert!(
+        metrics.api_requests.get(RequestClass::Read) > 0,
+        "the counting client did count (the initial lists)"
+    );
 }

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 
 use clap::Args;
+use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use kube::{Api, Client};
 use serde_json::Value;
 
 use super::lint::ReportArgs;
@@ -118,7 +118,7 @@ async fn collect(args: &AuditArgs) -> Result<(Vec<Object>, Vec<AuditError>), Aud
                 .unwrap_or_else(|| config.default_namespace.clone()),
         )
     };
-    let client = Client::try_from(config).map_err(AuditError::Client)?;
+    let client = crate::client::build(config, Default::default()).map_err(AuditError::Client)?;
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     for (group, version, kind, plural) in AUDITED {

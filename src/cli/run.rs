@@ -37,6 +37,10 @@ pub struct RunArgs {
     #[arg(long, env = "STATELESS_RESYNC_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..))]
     pub resync_seconds: u64,
 
+    /// Milliseconds an app's triggers must be quiet before it is reconciled: a burst of changes (a rollout's status updates, a new child and its first status) becomes one reconcile.
+    #[arg(long, env = "STATELESS_DEBOUNCE_MILLIS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub debounce_millis: u64,
+
     /// Elect a leader through a Lease so only one replica reconciles (use with more than one replica).
     #[arg(long, env = "STATELESS_LEADER_ELECT", default_value_t = false)]
     pub leader_elect: bool,
@@ -181,8 +185,9 @@ fn init_logging(args: &RunArgs) -> Result<(), RunError> {
 
 async fn run_async(args: RunArgs) -> Result<(), RunError> {
     let config = kube::Config::infer().await?;
-    let client = kube::Client::try_from(config).map_err(RunError::Client)?;
     let metrics = Arc::new(Metrics::new());
+    let client =
+        crate::client::build(config, metrics.api_requests.clone()).map_err(RunError::Client)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -208,6 +213,7 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
         concurrency: args.concurrency,
         namespaces: args.namespaces.clone(),
         resync: Duration::from_secs(args.resync_seconds),
+        debounce: Duration::from_millis(args.debounce_millis),
         session_store_image: args.session_store_image.clone(),
         hash_key_secret: KeySecret {
             namespace: args.webhook.operator_namespace(client.default_namespace()),

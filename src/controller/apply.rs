@@ -31,7 +31,7 @@ pub enum Applied<K> {
     Created(K),
     /// The object existed and differed; it was patched.
     Updated(K),
-    /// Nothing to do; no request was sent besides the read.
+    /// Nothing to do; no request was sent.
     Unchanged(K),
 }
 
@@ -48,12 +48,13 @@ impl<K> Applied<K> {
 }
 
 /// Stamp `desired` with its own digest, then server-side apply it unless the
-/// live object already matches. Conflicts are forced: the operator is the
+/// live object (from the cache: no read is sent) already matches. Conflicts are forced: the operator is the
 /// only intended owner of the fields it sets. An existing object of that name
 /// that `app` does not control (a user's own, or another app's) is never
 /// taken over.
 pub async fn apply<K>(
     api: &Api<K>,
+    live: Option<&K>,
     app: &StatelessApp,
     leadership: &Leadership,
     mut desired: K,
@@ -79,8 +80,7 @@ where
         source,
     })?;
 
-    let live = api.get_opt(&name).await.map_err(ctx("get"))?;
-    if let Some(live) = live.as_ref() {
+    if let Some(live) = live {
         if !is_controlled_by(live.meta(), app) {
             return Err(Error::ChildConflict {
                 kind,

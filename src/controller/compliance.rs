@@ -4,18 +4,18 @@
 //! Services), plus the ConfigMaps its pods read. The same engine serves `lint`,
 //! `audit` and the admission webhook; only the choice of inputs lives here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use kube::{Api, Client, ResourceExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ApiResource, GroupVersionKind};
+use kube::{Client, ResourceExt};
 use serde_json::Value;
 
 use super::Error;
+use super::observe::Caches;
 use super::status::Observation;
-use crate::build::labels;
-use crate::crd::{ConfigKind, MAX_STATUS_VIOLATIONS, PolicyMode, StatelessApp, Violation};
+use crate::crd::{MAX_STATUS_VIOLATIONS, PolicyMode, StatelessApp, Violation};
 use crate::rules::{self, Finding, Object};
 
 /// What the rules found for one app.
@@ -117,95 +117,66 @@ pub fn finding_key(
     )
 }
 
-/// Evaluate the rules for `app` against the live objects in its namespace.
-pub async fn evaluate(
-    client: &Client,
+/// Evaluate the rules for `app` against the cached objects of its namespace
+/// that route to it, and the ConfigMaps its pods read (`config_maps`). Pure:
+/// it reads the caches, never the API server.
+pub fn evaluate(
+    caches: &Caches,
     app: &StatelessApp,
     namespace: &str,
+    config_maps: &[Arc<ConfigMap>],
 ) -> Result<Compliance, Error> {
     let name = app.name_any();
-    let pod_labels = labels::app(&name);
-    let kube_err = |kind: &str, verb: &'static str| Error::kube(verb, kind, namespace, "");
     let to_json = |kind: &str, value: Result<Value, serde_json::Error>| {
-        value.map_err(|source| Error::Serialize {
+        value.map(Object::new).map_err(|source| Error::Serialize {
             kind: kind.to_string(),
             source,
         })
     };
 
-    let mut objects = vec![Object::new(to_json(
-        crate::crd::KIND,
-        serde_json::to_value(app),
-    )?)];
+    let mut objects = vec![to_json(crate::crd::KIND, serde_json::to_value(app))?];
 
     // Services whose selector picks the app's pods.
-    let services = Api::<Service>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(kube_err("Service", "list"))?;
-    let mut selected = BTreeSet::new();
-    for service in services.items {
-        if selects(
-            service.spec.as_ref().and_then(|s| s.selector.as_ref()),
-            &pod_labels,
-        ) {
-            selected.insert(service.name_any());
-            objects.push(Object::new(to_json(
-                "Service",
-                serde_json::to_value(&service),
-            )?));
+    let services = caches.services_selecting(namespace, &name);
+    let mut ingresses = BTreeMap::new();
+    let mut destination_rules = BTreeMap::new();
+    for service in &services {
+        objects.push(to_json("Service", serde_json::to_value(service.as_ref()))?);
+        let service_name = service.name_any();
+        // Ingresses with a backend on one of those Services, and Istio
+        // DestinationRules for them (each once).
+        for ingress in caches.ingresses_routing_to(namespace, &service_name) {
+            ingresses.insert(ingress.name_any(), ingress);
+        }
+        for rule in caches.destination_rules_for(namespace, &service_name) {
+            destination_rules.insert(rule.name_any(), rule);
         }
     }
-
-    // Ingresses with a backend on one of those Services.
-    let ingresses = Api::<Ingress>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(kube_err("Ingress", "list"))?;
-    for ingress in ingresses.items {
-        let value = to_json("Ingress", serde_json::to_value(&ingress))?;
-        if ingress_backends(&value)
-            .iter()
-            .any(|b| selected.contains(b))
-        {
-            objects.push(Object::new(value));
-        }
+    for ingress in ingresses.values() {
+        objects.push(to_json("Ingress", serde_json::to_value(ingress.as_ref()))?);
     }
-
-    // Istio DestinationRules for those Services, where Istio is installed.
-    for rule in destination_rules(client, namespace).await? {
-        let host = rule.data["spec"]["host"].as_str().unwrap_or_default();
-        let short = host.split('.').next().unwrap_or_default();
-        if selected.contains(short) {
-            objects.push(Object::new(to_json(
-                "DestinationRule",
-                serde_json::to_value(&rule),
-            )?));
-        }
+    for rule in destination_rules.values() {
+        objects.push(to_json(
+            "DestinationRule",
+            serde_json::to_value(rule.as_ref()),
+        )?);
     }
 
     // ConfigMaps the pods read (session settings hide there too).
-    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), namespace);
-    for reference in app
-        .referenced_config()
-        .into_iter()
-        .filter(|r| r.kind == ConfigKind::ConfigMap)
-    {
-        if let Some(cm) = config_maps
-            .get_opt(&reference.name)
-            .await
-            .map_err(kube_err("ConfigMap", "get"))?
-        {
-            objects.push(Object::new(to_json(
-                "ConfigMap",
-                serde_json::to_value(&cm),
-            )?));
-        }
+    for cm in config_maps {
+        objects.push(to_json("ConfigMap", serde_json::to_value(cm.as_ref()))?);
     }
 
     Ok(Compliance {
         findings: rules::evaluate(&objects, &rules::Config::default()),
     })
+}
+
+/// The Service a DestinationRule's host names (`name`, `name.ns`,
+/// `name.ns.svc.cluster.local`); `None` for a wildcard or empty host.
+pub fn destination_rule_service(host: &str) -> Option<&str> {
+    let short = host.split('.').next().unwrap_or_default();
+    (!short.is_empty() && short != "*").then_some(short)
 }
 
 /// A non-empty selector that is a subset of the pod labels.
@@ -252,19 +223,6 @@ pub async fn destination_rules_served(client: &Client) -> bool {
         .is_ok_and(|list| list.resources.iter().any(|r| r.name == "destinationrules"))
 }
 
-async fn destination_rules(client: &Client, namespace: &str) -> Result<Vec<DynamicObject>, Error> {
-    let resource = destination_rule_resource();
-    let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
-    match api.list(&ListParams::default()).await {
-        Ok(list) => Ok(list.items),
-        // Istio is not installed (or not this version): nothing to check.
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
-        Err(source) => Err(Error::kube("list", "DestinationRule", namespace, "")(
-            source,
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,7 +230,7 @@ mod tests {
 
     #[test]
     fn selector_must_be_a_non_empty_subset() {
-        let pods = labels::app("web");
+        let pods = crate::build::labels::app("web");
         let sel = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs
                 .iter()

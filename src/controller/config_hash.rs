@@ -15,10 +15,13 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use sha2::Sha256;
 
+use std::sync::Arc;
+
 use super::Error;
 use super::apply::hex;
+use super::observe::Content;
 use crate::build::{FIELD_MANAGER, labels};
-use crate::crd::{ConfigKind, StatelessApp};
+use crate::crd::ConfigRef;
 
 /// Key in the key Secret's data.
 pub const KEY_FIELD: &str = "key";
@@ -177,39 +180,21 @@ pub fn of_secret(key: &HashKey, secret: &Secret) -> String {
 }
 
 /// Digest of every ConfigMap and Secret the pods reference (sorted by kind and
-/// name; keys sorted within). A missing object hashes as missing, so creating
-/// it later also rolls the pods.
-pub async fn of_referenced_config(
-    client: &Client,
+/// name), over each one's own keyed digest. A missing object hashes as
+/// missing, so creating it later also rolls the pods.
+pub fn of_referenced_config(
     key: &HashKey,
-    app: &StatelessApp,
-    namespace: &str,
-) -> Result<String, Error> {
+    referenced: &[(ConfigRef, Option<Arc<Content>>)],
+) -> String {
     let mut digest = Digest::new(key);
-    for reference in app.referenced_config() {
+    for (reference, content) in referenced {
         digest.field(reference.to_string().as_bytes());
-        let kube_err = Error::kube("get", reference.kind.as_str(), namespace, &reference.name);
-        let found = match reference.kind {
-            ConfigKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), namespace)
-                .get_opt(&reference.name)
-                .await
-                .map_err(kube_err)?
-                .map(|cm| {
-                    digest.config_map(&cm);
-                }),
-            ConfigKind::Secret => Api::<Secret>::namespaced(client.clone(), namespace)
-                .get_opt(&reference.name)
-                .await
-                .map_err(kube_err)?
-                .map(|secret| {
-                    digest.secret(&secret);
-                }),
+        match content {
+            Some(content) => digest.field(content.digest.as_bytes()),
+            None => digest.field(b"<missing>"),
         };
-        if found.is_none() {
-            digest.field(b"<missing>");
-        }
     }
-    Ok(digest.finish())
+    digest.finish()
 }
 
 #[cfg(test)]

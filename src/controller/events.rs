@@ -101,6 +101,7 @@ impl Context {
         }
         self.reported.forget(app);
         self.forget_failures(app);
+        self.caches.forget_app(app);
     }
 }
 

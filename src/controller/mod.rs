@@ -7,10 +7,12 @@
 //! [`Context`], the error enum and the per-object backoff.
 
 pub mod apply;
+pub mod cache;
 pub mod compliance;
 pub mod config_hash;
 pub mod events;
 pub mod leader;
+pub mod observe;
 mod reconcile;
 mod session_store;
 pub mod status;
@@ -22,11 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -39,9 +37,11 @@ use serde::de::DeserializeOwned;
 use crate::build::{BuildError, labels};
 use crate::crd::{ConfigKind, DEFAULT_REDIS_IMAGE, StatelessApp};
 use crate::metrics::{Metrics, WatchMetrics};
-use crate::watch::{WatchBackoff, WatchInfo, observed, without_errors};
+use crate::watch::{WatchBackoff, WatchInfo, observed};
+use cache::{Cache, feed};
 use config_hash::{HashKey, KeySecret};
 use leader::Leadership;
+use observe::Caches;
 
 /// Everything that can make one reconciliation fail. `reason()` is the
 /// CamelCase word used in the Ready condition, Events and metrics.
@@ -184,6 +184,10 @@ pub struct Settings {
     pub hash_key_secret: KeySecret,
     /// Whether this replica may write now (always, without leader election).
     pub leadership: Leadership,
+    /// Quiet time after an app's last trigger before it is reconciled: a
+    /// burst of events (a rollout's status updates, a child's create and its
+    /// first status) becomes one reconcile.
+    pub debounce: Duration,
 }
 
 impl Default for Settings {
@@ -195,9 +199,13 @@ impl Default for Settings {
             session_store_image: DEFAULT_REDIS_IMAGE.to_string(),
             hash_key_secret: KeySecret::default(),
             leadership: Leadership::unelected(),
+            debounce: DEFAULT_DEBOUNCE,
         }
     }
 }
+
+/// Default of [`Settings::debounce`].
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// Shared state of every reconciliation.
 pub struct Context {
@@ -207,6 +215,8 @@ pub struct Context {
     pub settings: Settings,
     /// Key of the config hash ([`config_hash`]).
     pub hash_key: HashKey,
+    /// What the watches saw: every reconcile reads from here ([`observe`]).
+    pub caches: Arc<Caches>,
     /// Each app's findings at its last reconcile (which are new).
     reported: events::Reported,
     /// Consecutive failures per app, for exponential backoff.
@@ -230,6 +240,7 @@ impl Context {
             metrics,
             settings,
             hash_key,
+            caches: Arc::new(Caches::new()),
             reported: events::Reported::default(),
             failures: Mutex::new(HashMap::new()),
         }
@@ -286,67 +297,6 @@ fn error_policy(app: Arc<StatelessApp>, error: &Error, ctx: Arc<Context>) -> Act
         "reconcile failed: {error}"
     );
     Action::requeue(delay)
-}
-
-/// Apps (from the controller's cache) an object concerns: the one
-/// controlling it, and every app in its namespace for which `matches` holds.
-fn apps_concerned(
-    store: &Store<StatelessApp>,
-    obj: &impl Resource,
-    matches: impl Fn(&StatelessApp) -> bool,
-) -> Vec<ObjectRef<StatelessApp>> {
-    let namespace = obj.meta().namespace.as_deref().unwrap_or_default();
-    let mut refs = controller_of(obj);
-    refs.extend(
-        store
-            .state()
-            .iter()
-            .filter(|app| app.namespace().as_deref() == Some(namespace))
-            .filter(|app| matches(app))
-            .map(|app| ObjectRef::from_obj(app.as_ref())),
-    );
-    refs
-}
-
-/// A ConfigMap or Secret concerns the apps whose pods reference it.
-fn apps_for_config(
-    store: &Store<StatelessApp>,
-    kind: ConfigKind,
-    obj: &impl Resource,
-) -> Vec<ObjectRef<StatelessApp>> {
-    let name = obj.meta().name.as_deref().unwrap_or_default();
-    apps_concerned(store, obj, |app| {
-        app.referenced_config()
-            .iter()
-            .any(|r| r.kind == kind && r.name == name)
-    })
-}
-
-/// A Service concerns the apps whose pods it selects.
-fn apps_for_service(store: &Store<StatelessApp>, svc: &Service) -> Vec<ObjectRef<StatelessApp>> {
-    let selector = svc.spec.as_ref().and_then(|s| s.selector.as_ref());
-    apps_concerned(store, svc, |app| {
-        compliance::selects(selector, &labels::app(&app.name_any()))
-    })
-}
-
-/// An Ingress or DestinationRule may route to any app in its namespace; the
-/// validate step picks the ones it really reaches.
-fn apps_in_namespace(
-    store: &Store<StatelessApp>,
-    obj: &impl Resource,
-) -> Vec<ObjectRef<StatelessApp>> {
-    apps_concerned(store, obj, |_| true)
-}
-
-/// The StatelessApp named by the object's controller ownerReference, if any.
-fn controller_of(obj: &impl Resource) -> Vec<ObjectRef<StatelessApp>> {
-    let namespace = obj.meta().namespace.clone().unwrap_or_default();
-    obj.owner_references()
-        .iter()
-        .filter(|o| o.controller == Some(true) && o.kind == crate::crd::KIND)
-        .map(|o| ObjectRef::new(&o.name).within(&namespace))
-        .collect()
 }
 
 /// `component` label of the controller's watch metrics.
@@ -453,40 +403,31 @@ where
     }
 }
 
-/// Our own children of kind `K` (label-filtered, metadata only): a change
-/// triggers their controlling app.
-fn owned_children<K>(
-    client: &Client,
-    namespace: Option<&str>,
+/// A watch of kind `K` in the scope, logged and counted, with its own backoff.
+fn watch_of<K>(
+    api: Api<K>,
+    config: watcher::Config,
     metrics: &WatchMetrics,
-) -> impl Stream<Item = watcher::Result<PartialObjectMeta<K>>> + Send + 'static
+) -> impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + 'static,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    // Only our own children, not every Deployment in the cluster, in the caches.
-    let config = watcher::Config::default()
-        .labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
-        .any_semantic();
     let info = WatchInfo::new(COMPONENT, &K::kind(&()), metrics);
-    without_errors(
-        observed(
-            watcher(api_in::<PartialObjectMeta<K>>(client, namespace), config),
-            info,
-        )
-        .touched_objects(),
-    )
+    observed(watcher(api, config.any_semantic()), info)
 }
 
-/// Every object of kind `K` in the scope, for a mapper to pick the apps it concerns.
-fn all_of<K>(
+/// Only our own children, not every Deployment of the cluster, in the caches.
+fn ours() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
+}
+
+/// Our children of kind `K`, fed into `cache`; each change worth it
+/// triggers the controlling app.
+fn owned<K>(
     client: &Client,
     namespace: Option<&str>,
     metrics: &WatchMetrics,
+    cache: Arc<Cache<K>>,
 ) -> impl Stream<Item = watcher::Result<K>> + Send + 'static
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -494,19 +435,79 @@ where
         + DeserializeOwned
         + Debug
         + Send
+        + Sync
+        + 'static,
+{
+    feed(
+        watch_of(api_in::<K>(client, namespace), ours(), metrics),
+        cache,
+        namespace.map(str::to_string),
+    )
+}
+
+/// Every object of kind `K` in the scope, fed into `cache`.
+fn every<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    metrics: &WatchMetrics,
+    cache: Arc<Cache<K>>,
+) -> impl Stream<Item = watcher::Result<K>> + Send + 'static
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    feed(
+        watch_of(
+            api_in::<K>(client, namespace),
+            watcher::Config::default(),
+            metrics,
+        ),
+        cache,
+        namespace.map(str::to_string),
+    )
+}
+
+/// The metadata of every object of kind `K` in the scope (no content: the
+/// contents of the few the pods reference are read when they change).
+fn every_meta<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    metrics: &WatchMetrics,
+    cache: Arc<Cache<PartialObjectMeta<K>>>,
+) -> impl Stream<Item = watcher::Result<PartialObjectMeta<K>>> + Send + 'static
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
         + 'static,
 {
     let info = WatchInfo::new(COMPONENT, &K::kind(&()), metrics);
-    without_errors(
-        observed(
-            watcher(
-                api_in::<K>(client, namespace),
-                watcher::Config::default().any_semantic(),
-            ),
-            info,
-        )
-        .touched_objects(),
-    )
+    let events = observed(
+        watcher(
+            api_in::<PartialObjectMeta<K>>(client, namespace),
+            watcher::Config::default().any_semantic(),
+        ),
+        info,
+    );
+    feed(events, cache, namespace.map(str::to_string))
+}
+
+/// The StatelessApp named by the object's controller ownerReference, if any.
+fn controller_of(obj: &impl Resource) -> Vec<ObjectRef<StatelessApp>> {
+    let namespace = obj.meta().namespace.clone().unwrap_or_default();
+    obj.owner_references()
+        .iter()
+        .filter(|o| o.controller == Some(true) && o.kind == crate::crd::KIND)
+        .map(|o| ObjectRef::new(&o.name).within(&namespace))
+        .collect()
 }
 
 async fn run_scope<S>(
@@ -521,9 +522,10 @@ async fn run_scope<S>(
 {
     let ns = namespace.as_deref();
     let watches = &ctx.metrics.watches;
+    let caches = ctx.caches.clone();
     let (store, writer) = reflector::store();
     let on_listed = listed.clone();
-    let (forgetting, listed_store, scope_ns) = (ctx.clone(), store.clone(), namespace.clone());
+    let (indexing, listed_store, scope_ns) = (ctx.clone(), store.clone(), namespace.clone());
     let apps = observed(
         watcher(
             api_in::<StatelessApp>(&client, ns),
@@ -533,45 +535,84 @@ async fn run_scope<S>(
             .when_missing(CRD_MISSING)
             .on_listed(move || on_listed.mark(scope)),
     )
+    .modify(trim_app)
     .reflect(writer)
-    // A deleted app's series and memory go with it (the controller never
-    // sees a deleted object: there is no finalizer to wait for).
-    .inspect(move |event| match event {
-        Ok(watcher::Event::Delete(app)) => forgetting.forget(&ObjectRef::from_obj(app)),
-        Ok(watcher::Event::InitDone) => {
-            forgetting.forget_missing(&listed_store, scope_ns.as_deref())
+    .filter_map(|event| std::future::ready(event.ok()))
+    // Only changes that matter trigger (not our own status writes); a
+    // deleted app's series, memory and index entries go with it (the
+    // controller never sees a deleted object: there is no finalizer).
+    .flat_map(move |event| {
+        let triggers = indexing.caches.apps.observe(&event);
+        match &event {
+            watcher::Event::Delete(app) => indexing.forget(&ObjectRef::from_obj(app)),
+            watcher::Event::InitDone => {
+                indexing
+                    .caches
+                    .apps
+                    .retain(&listed_store, scope_ns.as_deref());
+                indexing.forget_missing(&listed_store, scope_ns.as_deref());
+            }
+            _ => {}
         }
-        _ => {}
-    })
-    .applied_objects();
-    let (cm_store, secret_store) = (store.clone(), store.clone());
+        futures::stream::iter(triggers.into_iter().map(Ok))
+    });
+    let c = &caches;
     let (service_store, ingress_store, rule_store) = (store.clone(), store.clone(), store.clone());
-    let mut controller = Controller::for_stream(without_errors(apps), store)
-        .owns_stream(owned_children::<Deployment>(&client, ns, watches))
-        // Every Service, not only ours: one that selects an app's pods with
-        // sessionAffinity is a finding, wherever it came from.
-        .watches_stream(all_of::<Service>(&client, ns, watches), move |svc| {
-            apps_for_service(&service_store, &svc)
-        })
-        .watches_stream(all_of::<Ingress>(&client, ns, watches), move |ing| {
-            apps_in_namespace(&ingress_store, &ing)
-        })
-        .owns_stream(owned_children::<HorizontalPodAutoscaler>(
-            &client, ns, watches,
-        ))
-        .owns_stream(owned_children::<PodDisruptionBudget>(&client, ns, watches))
-        .owns_stream(owned_children::<NetworkPolicy>(&client, ns, watches))
-        .owns_stream(owned_children::<PersistentVolumeClaim>(
-            &client, ns, watches,
-        ))
+    let (ingress_caches, rule_caches) = (caches.clone(), caches.clone());
+    let (cm_caches, secret_caches) = (caches.clone(), caches.clone());
+    let mut controller = Controller::for_stream(apps, store)
+        .owns_stream(owned(&client, ns, watches, c.deployments.clone()))
+        .owns_stream(owned(&client, ns, watches, c.hpas.clone()))
+        .owns_stream(owned(&client, ns, watches, c.pdbs.clone()))
+        .owns_stream(owned(&client, ns, watches, c.network_policies.clone()))
+        .owns_stream(owned(&client, ns, watches, c.pvcs.clone()))
+        .owns_stream(owned(&client, ns, watches, c.config_maps.clone()))
+        .watches_stream(
+            every(&client, ns, watches, c.services.clone()),
+            move |svc| {
+                let mut apps = controller_of(&svc);
+                apps.extend(observe::apps_selected_by(&service_store, &svc));
+                apps
+            },
+        )
+        .watches_stream(
+            every(&client, ns, watches, c.ingresses.clone()),
+            move |ing: Ingress| {
+                let value = serde_json::to_value(&ing).unwrap_or_default();
+                observe::apps_behind(
+                    &ingress_store,
+                    &ingress_caches,
+                    &ing.namespace().unwrap_or_default(),
+                    &compliance::ingress_backends(&value),
+                )
+            },
+        )
         // ConfigMaps and Secrets: the managed ones, and any the pods reference
         // (their content feeds the config hash that rolls the pods).
-        .watches_stream(all_of::<ConfigMap>(&client, ns, watches), move |cm| {
-            apps_for_config(&cm_store, ConfigKind::ConfigMap, &cm)
-        })
-        .watches_stream(all_of::<Secret>(&client, ns, watches), move |s| {
-            apps_for_config(&secret_store, ConfigKind::Secret, &s)
-        });
+        .watches_stream(
+            every_meta(&client, ns, watches, c.config_map_meta.clone()),
+            move |cm| {
+                let mut apps = controller_of(&cm);
+                apps.extend(cm_caches.apps.referring(
+                    ConfigKind::ConfigMap,
+                    &cm.namespace().unwrap_or_default(),
+                    &cm.name_any(),
+                ));
+                apps
+            },
+        )
+        .watches_stream(
+            every_meta(&client, ns, watches, c.secret_meta.clone()),
+            move |secret| {
+                let mut apps = controller_of(&secret);
+                apps.extend(secret_caches.apps.referring(
+                    ConfigKind::Secret,
+                    &secret.namespace().unwrap_or_default(),
+                    &secret.name_any(),
+                ));
+                apps
+            },
+        );
     // Istio DestinationRules (consistentHash by cookie or source IP) where
     // Istio is installed; checked once at start, which must not hold up a
     // shutdown while the API server does not answer.
@@ -585,22 +626,37 @@ async fn run_scope<S>(
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
-        let rules = without_errors(
+        let rules = feed(
             observed(
                 watcher(api, watcher::Config::default().any_semantic()),
                 WatchInfo::new(COMPONENT, &resource.kind, watches),
-            )
-            .touched_objects(),
+            ),
+            c.destination_rules.clone(),
+            namespace.clone(),
         );
         controller = controller.watches_stream_with(
             rules,
-            move |rule: DynamicObject| apps_in_namespace(&rule_store, &rule),
+            move |rule: DynamicObject| {
+                let host = rule.data["spec"]["host"].as_str().unwrap_or_default();
+                let services: Vec<String> = compliance::destination_rule_service(host)
+                    .map(str::to_string)
+                    .into_iter()
+                    .collect();
+                observe::apps_behind(
+                    &rule_store,
+                    &rule_caches,
+                    &rule.namespace().unwrap_or_default(),
+                    &services,
+                )
+            },
             resource,
         );
     }
     let run = controller
         .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+            kube::runtime::controller::Config::default()
+                .concurrency(ctx.settings.concurrency)
+                .debounce(ctx.settings.debounce),
         )
         // No watch error reaches the controller (each watch backs off by
         // itself); should one ever do, it pauses the others only briefly.
@@ -628,6 +684,14 @@ async fn run_scope<S>(
             namespace = ns.unwrap_or("(all)"),
             "stopping before the first list of StatelessApps completed; no reconciliation to wait for"
         ),
+    }
+}
+
+/// What no reconcile reads of an app: its managedFields and kubectl's copy.
+fn trim_app(app: &mut StatelessApp) {
+    app.metadata.managed_fields = None;
+    if let Some(annotations) = app.metadata.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
 }
 

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -19,9 +18,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::apply::{Applied, apply, may_write};
+use super::cache::Cache;
 use super::compliance;
 use super::status::{self, Observation, Observed};
-use super::{Context, Error, config_hash, events, session_store};
+use super::{Context, Error, config_hash, events, observe, session_store};
 use crate::build::{self, BuildInputs, FIELD_MANAGER, is_controlled_by, names};
 use crate::crd::{SessionStoreStatus, SessionStoreType, StatelessApp};
 
@@ -66,8 +66,13 @@ async fn converge(
     observed: &mut Observed,
     changes: &mut Vec<String>,
 ) -> Result<(), Error> {
-    let client = &ctx.client;
     let name = app.name_any();
+    let target = Target {
+        app,
+        ctx,
+        namespace,
+        name: name.clone(),
+    };
 
     // Observe: the session store first, since its Secret feeds the config hash.
     let session_secret = match app.spec.session_store_type() {
@@ -113,11 +118,15 @@ async fn converge(
             None
         }
     };
-    let config_hash =
-        config_hash::of_referenced_config(client, &ctx.hash_key, app, namespace).await?;
+    let referenced = observe::referenced(ctx, app, namespace).await?;
+    let config_hash = config_hash::of_referenced_config(&ctx.hash_key, &referenced);
+    let config_maps: Vec<_> = referenced
+        .iter()
+        .filter_map(|(_, content)| content.as_ref()?.config_map.clone())
+        .collect();
 
     // Validate: the statelessness rules over the spec and what routes to it.
-    let compliance = compliance::evaluate(client, app, namespace).await?;
+    let compliance = compliance::evaluate(&ctx.caches, app, namespace, &config_maps)?;
     let blocked = compliance.blocks_rollout(app);
     observed.compliant = Some(compliance.observation(blocked));
     observed.violations = compliance.violations();
@@ -138,7 +147,7 @@ async fn converge(
         Some(mut redis) => {
             let secret_hash = session_secret
                 .as_ref()
-                .map(|s| config_hash::of_secret(&ctx.hash_key, s))
+                .map(|s| s.digest.clone())
                 .unwrap_or_default();
             if let Some(template_meta) = redis
                 .deployment
@@ -151,23 +160,31 @@ async fn converge(
                     .get_or_insert_with(BTreeMap::new)
                     .insert(SECRET_HASH_ANNOTATION.to_string(), secret_hash);
             }
-            apply_child(ctx, app, namespace, changes, redis.config).await?;
-            apply_child(ctx, app, namespace, changes, redis.service).await?;
-            apply_child(ctx, app, namespace, changes, redis.network_policy).await?;
+            let caches = &ctx.caches;
+            apply_child(&target, &caches.config_maps, changes, redis.config).await?;
+            apply_child(&target, &caches.services, changes, redis.service).await?;
+            apply_child(
+                &target,
+                &caches.network_policies,
+                changes,
+                redis.network_policy,
+            )
+            .await?;
             match redis.pvc {
                 Some(pvc) => {
-                    apply_child(ctx, app, namespace, changes, pvc).await?;
+                    apply_child(&target, &caches.pvcs, changes, pvc).await?;
                 }
                 None => {
-                    let data = names::redis_data(&name);
-                    prune::<PersistentVolumeClaim>(app, ctx, namespace, &data, changes).await?
+                    let data = target.named(names::redis_data(&name));
+                    prune::<PersistentVolumeClaim, _>(data, &caches.pvcs, changes).await?
                 }
             }
-            let deployment = apply_child(ctx, app, namespace, changes, redis.deployment).await?;
+            let deployment =
+                apply_child(&target, &caches.deployments, changes, redis.deployment).await?;
             Some(status::redis_readiness(&deployment))
         }
         None => {
-            session_store::prune(app, ctx, namespace, changes).await?;
+            session_store::prune_all(app, ctx, namespace, changes).await?;
             None
         }
     };
@@ -177,17 +194,20 @@ async fn converge(
 
     let deployment = if blocked {
         // Enforce: keep whatever Deployment runs now; roll nothing out.
-        Api::<Deployment>::namespaced(client.clone(), namespace)
-            .get_opt(&names::app(&name))
-            .await
-            .map_err(Error::kube(
-                "get",
-                "Deployment",
-                namespace,
-                &names::app(&name),
-            ))?
+        ctx.caches
+            .deployments
+            .get(namespace, &names::app(&name))
+            .map(|d| d.as_ref().clone())
     } else {
-        Some(apply_child(ctx, app, namespace, changes, children.deployment).await?)
+        Some(
+            apply_child(
+                &target,
+                &ctx.caches.deployments,
+                changes,
+                children.deployment,
+            )
+            .await?,
+        )
     };
     let readiness = match &deployment {
         Some(deployment) => {
@@ -202,9 +222,9 @@ async fn converge(
             "policy mode Enforce: the spec violates statelessness rules (see the Compliant condition), so no Deployment was created",
         ),
     };
-    apply_child(ctx, app, namespace, changes, children.service).await?;
-    apply_child(ctx, app, namespace, changes, children.hpa).await?;
-    apply_child(ctx, app, namespace, changes, children.pdb).await?;
+    apply_child(&target, &ctx.caches.services, changes, children.service).await?;
+    apply_child(&target, &ctx.caches.hpas, changes, children.hpa).await?;
+    apply_child(&target, &ctx.caches.pdbs, changes, children.pdb).await?;
 
     observed.ready = Some(match &observed.session_store_ready {
         Some(store) if !store.status => {
@@ -215,11 +235,30 @@ async fn converge(
     Ok(())
 }
 
-/// Apply one child (see [`apply`]), note the change, and return the live object.
+/// The app a child belongs to, and the child's namespace and name.
+pub(super) struct Target<'a> {
+    pub app: &'a StatelessApp,
+    pub ctx: &'a Context,
+    pub namespace: &'a str,
+    pub name: String,
+}
+
+impl<'a> Target<'a> {
+    pub fn named(&self, name: String) -> Target<'a> {
+        Target {
+            app: self.app,
+            ctx: self.ctx,
+            namespace: self.namespace,
+            name,
+        }
+    }
+}
+
+/// Apply one child (see [`apply`]) against its cached live object, note the
+/// change, remember the write in the cache, and return the live object.
 async fn apply_child<K>(
-    ctx: &Context,
-    app: &StatelessApp,
-    namespace: &str,
+    target: &Target<'_>,
+    cache: &Cache<K>,
     changes: &mut Vec<String>,
     desired: K,
 ) -> Result<K, Error>
@@ -230,14 +269,20 @@ where
         + DeserializeOwned
         + std::fmt::Debug,
 {
+    let ctx = target.ctx;
+    let live = cache.get(target.namespace, &desired.name_any());
     let applied = apply(
-        &Api::namespaced(ctx.client.clone(), namespace),
-        app,
+        &Api::namespaced(ctx.client.clone(), target.namespace),
+        live.as_deref(),
+        target.app,
         &ctx.settings.leadership,
         desired,
     )
     .await?;
     let object = applied.object().clone();
+    if applied.changed() {
+        cache.remember(object.clone());
+    }
     track(changes, ctx, applied);
     Ok(object)
 }
@@ -261,36 +306,41 @@ fn track<K: Resource<DynamicType = ()>>(
     ));
 }
 
-/// Delete `name` of kind K if it exists and this app controls it.
-pub(super) async fn prune<K>(
-    app: &StatelessApp,
-    ctx: &Context,
-    namespace: &str,
-    name: &str,
+/// Delete the target, of kind K, if the cache shows it exists and this app
+/// controls it. `cache` holds K's objects (whole, or their metadata).
+pub(super) async fn prune<K, C>(
+    target: Target<'_>,
+    cache: &Cache<C>,
     changes: &mut Vec<String>,
 ) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
         + DeserializeOwned
-        + Serialize
         + std::fmt::Debug,
+    C: Resource + Clone,
 {
+    let Target {
+        app,
+        ctx,
+        namespace,
+        name,
+    } = target;
     let kind = K::kind(&()).to_string();
-    let api = Api::<K>::namespaced(ctx.client.clone(), namespace);
-    let kube_err = |verb: &'static str| Error::kube(verb, &kind, namespace, name);
-    let Some(obj) = api.get_opt(name).await.map_err(kube_err("get"))? else {
+    let Some(obj) = cache.get(namespace, &name) else {
         return Ok(());
     };
     if !is_controlled_by(obj.meta(), app) || obj.meta().deletion_timestamp.is_some() {
         return Ok(());
     }
-    may_write(&ctx.settings.leadership, "delete", &kind, namespace, name)?;
-    match api.delete(name, &DeleteParams::background()).await {
+    may_write(&ctx.settings.leadership, "delete", &kind, namespace, &name)?;
+    let api = Api::<K>::namespaced(ctx.client.clone(), namespace);
+    match api.delete(&name, &DeleteParams::background()).await {
         Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(e) => return Err(kube_err("delete")(e)),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(Error::kube("delete", &kind, namespace, &name)(e)),
     }
+    cache.remember_deleted(namespace, &name, obj.meta().uid.clone());
     ctx.metrics.count_write(&kind, "delete");
     changes.push(format!("pruned {kind} {name}"));
     Ok(())
@@ -303,7 +353,8 @@ async fn write_status(
     namespace: &str,
     observed: &Observed,
 ) -> Result<(), Error> {
-    let current = app.status.as_ref();
+    let current = ctx.caches.current_status(app);
+    let current = current.as_ref();
     let next = status::next_status(current, observed, &status::now());
     if current == Some(&next) {
         return Ok(());
@@ -321,18 +372,20 @@ async fn write_status(
         namespace,
         &app.name_any(),
     )?;
-    api.patch_status(
-        &app.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::kube(
-        "patch status of",
-        crate::crd::KIND,
-        namespace,
-        &app.name_any(),
-    ))?;
+    let written = api
+        .patch_status(
+            &app.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube(
+            "patch status of",
+            crate::crd::KIND,
+            namespace,
+            &app.name_any(),
+        ))?;
+    ctx.caches.remember_status(&written);
     ctx.metrics.count_write(crate::crd::KIND, "status");
     events::announce_transitions(app, ctx, current, &next).await;
     Ok(())

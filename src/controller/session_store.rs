@@ -4,30 +4,58 @@
 //! away from `managed`. The Redis objects themselves are built by
 //! [`crate::build::redis`] and applied like every other child.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, PostParams};
+use kube::core::PartialObjectMetaExt;
 use kube::{Api, Resource, ResourceExt};
 
 use super::apply::may_write;
-use super::{Context, Error, reconcile};
+use super::observe::{self, Content};
+use super::reconcile::{Target, prune};
+use super::{Context, Error};
 use crate::build::{self, FIELD_MANAGER, is_controlled_by, names};
-use crate::crd::StatelessApp;
+use crate::crd::{ConfigKind, StatelessApp};
 
 /// The managed Redis Secret: created once with a fresh random password and
 /// never regenerated. A Secret of that name that we do not control is never
-/// taken over.
+/// taken over. Read only when the cached metadata shows it changed since it
+/// was last checked.
 pub(super) async fn ensure_managed_secret(
     app: &StatelessApp,
     ctx: &Context,
     namespace: &str,
     changes: &mut Vec<String>,
-) -> Result<Secret, Error> {
+) -> Result<Arc<Content>, Error> {
     let name = names::redis_secret(&app.name_any());
     let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
     let kube_err = |verb: &'static str| Error::kube(verb, "Secret", namespace, &name);
-    if let Some(secret) = api.get_opt(&name).await.map_err(kube_err("get"))? {
+    let cached = ctx.caches.meta(ConfigKind::Secret, namespace, &name);
+    if let Some(current) = &cached {
+        if !is_controlled_by(&current.meta, app) {
+            return Err(Error::SecretConflict {
+                namespace: namespace.into(),
+                name,
+            });
+        }
+        if let Some(memo) = ctx
+            .caches
+            .fresh_content(ConfigKind::Secret, namespace, &name, current)
+            .filter(|m| m.managed_consistent)
+        {
+            return Ok(memo);
+        }
+    }
+    let live = match cached {
+        Some(_) => api.get_opt(&name).await.map_err(kube_err("get"))?,
+        // Not in the cache: missing, or created a moment ago by us and not
+        // yet seen by the watch (the create below then answers 409).
+        None => None,
+    };
+    if let Some(secret) = live {
         if !is_controlled_by(secret.meta(), app) {
             return Err(Error::SecretConflict {
                 namespace: namespace.into(),
@@ -63,7 +91,7 @@ pub(super) async fn ensure_managed_secret(
         let derived = build::redis::derived_data(&app.name_any(), namespace, &password);
         let current = secret.data.clone().unwrap_or_default();
         if derived.iter().all(|(k, v)| current.get(k) == Some(v)) {
-            return Ok(secret);
+            return Ok(remember_managed(ctx, namespace, &name, &secret));
         }
         may_write(
             &ctx.settings.leadership,
@@ -89,12 +117,25 @@ pub(super) async fn ensure_managed_secret(
         changes.push(format!(
             "replaced Secret {name} (its url and Redis users follow its password)"
         ));
-        return Ok(replaced);
+        return Ok(remember_managed(ctx, namespace, &name, &replaced));
     }
     let password = build::generate_password()?;
     let created = create_managed_secret(app, ctx, namespace, &name, &password).await?;
     changes.push(format!("created Secret {name}"));
-    Ok(created)
+    Ok(remember_managed(ctx, namespace, &name, &created))
+}
+
+/// Memoize a managed Secret found consistent (its digest and key names,
+/// never its values), and note our write so the metadata cache knows it
+/// before the watch does.
+fn remember_managed(ctx: &Context, namespace: &str, name: &str, secret: &Secret) -> Arc<Content> {
+    ctx.caches
+        .secret_meta
+        .remember(secret.metadata.clone().into_response_partial::<Secret>());
+    let mut content = Content::of_secret(&ctx.hash_key, secret);
+    content.managed_consistent = true;
+    ctx.caches
+        .remember_content(ConfigKind::Secret, namespace, name, content)
 }
 
 /// Create the managed Secret with `password`; when another reconcile
@@ -134,7 +175,7 @@ pub(super) async fn check_external_secret(
     app: &StatelessApp,
     ctx: &Context,
     namespace: &str,
-) -> Result<Secret, Error> {
+) -> Result<Arc<Content>, Error> {
     // The CRD's CEL rule requires secretRef with type external; this is the
     // same check for objects that predate the rule.
     let Some(reference) = app.spec.external_session_secret() else {
@@ -143,40 +184,27 @@ pub(super) async fn check_external_secret(
             name: app.name_any(),
         }));
     };
-    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
-    let secret = api.get_opt(&reference.name).await.map_err(Error::kube(
-        "get",
-        "Secret",
-        namespace,
-        &reference.name,
-    ))?;
-    let Some(secret) = secret else {
+    let Some(content) =
+        observe::content_of(ctx, ConfigKind::Secret, namespace, &reference.name).await?
+    else {
         return Err(Error::ExternalSecretNotFound {
             namespace: namespace.into(),
             name: reference.name.clone(),
             key: reference.key.clone(),
         });
     };
-    let has_key = secret
-        .data
-        .as_ref()
-        .is_some_and(|d| d.contains_key(&reference.key))
-        || secret
-            .string_data
-            .as_ref()
-            .is_some_and(|d| d.contains_key(&reference.key));
-    if !has_key {
+    if !content.keys.contains(&reference.key) {
         return Err(Error::ExternalSecretKeyMissing {
             namespace: namespace.into(),
             name: reference.name.clone(),
             key: reference.key.clone(),
         });
     }
-    Ok(secret)
+    Ok(content)
 }
 
 /// Remove every managed Redis object after a switch to `external` or `none`.
-pub(super) async fn prune(
+pub(super) async fn prune_all(
     app: &StatelessApp,
     ctx: &Context,
     namespace: &str,
@@ -184,17 +212,22 @@ pub(super) async fn prune(
 ) -> Result<(), Error> {
     let name = app.name_any();
     let redis = names::redis(&name);
-    reconcile::prune::<Deployment>(app, ctx, namespace, &redis, changes).await?;
-    reconcile::prune::<Service>(app, ctx, namespace, &redis, changes).await?;
-    reconcile::prune::<NetworkPolicy>(app, ctx, namespace, &redis, changes).await?;
-    reconcile::prune::<ConfigMap>(app, ctx, namespace, &redis, changes).await?;
-    reconcile::prune::<PersistentVolumeClaim>(
+    let caches = &ctx.caches;
+    let at = |name: &str| Target {
         app,
         ctx,
         namespace,
-        &names::redis_data(&name),
+        name: name.to_string(),
+    };
+    prune::<Deployment, _>(at(&redis), &caches.deployments, changes).await?;
+    prune::<Service, _>(at(&redis), &caches.services, changes).await?;
+    prune::<NetworkPolicy, _>(at(&redis), &caches.network_policies, changes).await?;
+    prune::<ConfigMap, _>(at(&redis), &caches.config_maps, changes).await?;
+    prune::<PersistentVolumeClaim, _>(at(&names::redis_data(&name)), &caches.pvcs, changes).await?;
+    prune::<Secret, _>(
+        at(&names::redis_secret(&name)),
+        &caches.secret_meta,
         changes,
     )
-    .await?;
-    reconcile::prune::<Secret>(app, ctx, namespace, &names::redis_secret(&name), changes).await
+    .await
 }

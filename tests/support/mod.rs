@@ -340,8 +340,18 @@ impl Operator {
         client: &Client,
         settings: stateless_operator::controller::Settings,
     ) -> Self {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let metrics = std::sync::Arc::new(stateless_operator::metrics::Metrics::new());
+        Self::start_with_client(client, metrics, settings)
+    }
+
+    /// Start with a client of the test's choosing (the operator's own, which
+    /// counts requests into `metrics`, see `stateless_operator::client`).
+    pub fn start_with_client(
+        client: &Client,
+        metrics: std::sync::Arc<stateless_operator::metrics::Metrics>,
+        settings: stateless_operator::controller::Settings,
+    ) -> Self {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(stateless_operator::controller::run(
             client.clone(),
             settings,
