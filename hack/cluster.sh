@@ -36,7 +36,8 @@ ARGV="$RUN_DIR/argv"
 STATE="$RUN_DIR/state.env"
 KUBECONFIG_PATH="$RUN_DIR/kubeconfig"
 AUDIT_LOG="$RUN_DIR/audit.log"
-NODES=3
+# Fake (kwok) nodes, 110 pods each; the benchmark asks for more.
+NODES="${STATELESS_KWOK_NODES:-3}"
 # The order matters for `down`: stop consumers before the store.
 COMPONENTS=(kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
 # Processes that hack/demo.sh runs against the plane; `down` stops them first.

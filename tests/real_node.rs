@@ -215,29 +215,36 @@ async fn examples_run_for_real_and_reach_their_session_store() {
     assert_eq!(args, Some(vec!["/etc/redis/redis.conf".to_string()]));
 
     // From inside an app pod, through the URL the operator generated (DNS name
-    // demo-redis.<ns>.svc, password and all).
-    let ping = kubectl_ok(&[
-        "-n",
-        &ns.name,
-        "exec",
-        "deploy/demo",
-        "--",
-        "session-demo",
-        "redis-ping",
-    ]);
-    assert_eq!(ping.trim(), "PONG");
-    let ping = kubectl_ok(&[
-        "-n",
-        &ns.name,
-        "exec",
-        "deploy/demo-full",
-        "--",
-        "session-demo",
-        "redis-ping",
-        "--redis-url-env",
-        "SESSION_REDIS_URL",
-    ]);
-    assert_eq!(ping.trim(), "PONG");
+    // demo-redis.<ns>.svc, password and all). The enforcer lets a new pod in
+    // once it has put the pod's address into the policy's ipset, a moment
+    // after the pod is Ready (kube-router syncs on pod events): so a few
+    // seconds of retries, then PONG.
+    for (app, url_env) in [("demo", "REDIS_URL"), ("demo-full", "SESSION_REDIS_URL")] {
+        let deploy = format!("deploy/{app}");
+        let mut last = String::new();
+        support::wait_until(
+            Duration::from_secs(30),
+            &format!("{app} reaches its Redis through the generated URL"),
+            || {
+                let out = real_node::kubectl(&[
+                    "-n",
+                    &ns.name,
+                    "exec",
+                    &deploy,
+                    "--",
+                    "session-demo",
+                    "redis-ping",
+                    "--redis-url-env",
+                    url_env,
+                ]);
+                last = format!("{}{}", out.stdout, out.stderr);
+                let pong = out.success && out.stdout.trim() == "PONG";
+                async move { pong }
+            },
+        )
+        .await;
+        assert!(last.trim().ends_with("PONG"), "{app}: {last}");
+    }
 
     // kubectl logs reaches the kubelet: the app logged its start.
     let logs = kubectl_ok(&["-n", &ns.name, "logs", "deploy/demo"]);

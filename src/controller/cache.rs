@@ -245,8 +245,15 @@ where
         }
     }
 
-    fn remove(&self, state: &mut State<K>, key: &Key) -> Option<Arc<K>> {
-        if let Some(Written::Deleted { .. }) = state.written.get(key) {
+    /// Forget the object at `key`, whose uid was `uid`, and our write of
+    /// it: a remembered write of that same object must not resurrect it.
+    fn remove(&self, state: &mut State<K>, key: &Key, uid: Option<&str>) -> Option<Arc<K>> {
+        let stale = match state.written.get(key) {
+            Some(Written::Deleted { .. }) => true,
+            Some(Written::Object { object, .. }) => object.meta().uid.as_deref() == uid,
+            None => false,
+        };
+        if stale {
             state.written.remove(key);
         }
         let previous = state.objects.remove(key)?;
@@ -265,7 +272,7 @@ where
             }
             Event::Delete(object) => {
                 let key = key_of(&object);
-                self.remove(&mut state, &key);
+                self.remove(&mut state, &key, object.meta().uid.as_deref());
                 vec![object]
             }
             Event::Init => {
@@ -295,15 +302,15 @@ where
                     .unwrap_or_default();
                 // Gone while the watch was away: no delete event came for
                 // them, so they trigger here.
-                let vanished: Vec<Key> = state
+                let vanished: Vec<(Key, Option<String>)> = state
                     .objects
-                    .keys()
-                    .filter(|k| scope.is_none_or(|ns| k.0 == ns) && !listed.contains_key(*k))
-                    .cloned()
+                    .iter()
+                    .filter(|(k, _)| scope.is_none_or(|ns| k.0 == ns) && !listed.contains_key(*k))
+                    .map(|(k, e)| (k.clone(), e.object.meta().uid.clone()))
                     .collect();
                 let mut triggers = Vec::new();
-                for key in vanished {
-                    if let Some(object) = self.remove(&mut state, &key) {
+                for (key, uid) in vanished {
+                    if let Some(object) = self.remove(&mut state, &key, uid.as_deref()) {
                         triggers.push(object.as_ref().clone());
                     }
                 }
@@ -533,6 +540,14 @@ mod tests {
                 .and_then(|s| s.metadata.resource_version.clone()),
             Some("9".into())
         );
+        // Deleted by someone else after our write: gone, our write with it.
+        cache.remember(service("a", 10, "y"));
+        cache.apply_event(None, Event::Delete(service("a", 11, "y")));
+        assert!(
+            cache.get("ns", "a").is_none(),
+            "a write of ours must not resurrect it"
+        );
+        cache.apply_event(None, Event::Apply(service("a", 9, "y")));
         // A delete of ours hides the object until the watch says it is gone,
         // but not a new object of that name.
         cache.remember_deleted("ns", "a", Some("uid-a".into()));

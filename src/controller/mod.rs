@@ -193,7 +193,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            concurrency: 4,
+            concurrency: 16,
             namespaces: Vec::new(),
             resync: Duration::from_secs(300),
             session_store_image: DEFAULT_REDIS_IMAGE.to_string(),
