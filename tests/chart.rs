@@ -780,7 +780,7 @@ async fn cluster_wide_install_reconciles_upgrades_and_uninstalls_keeping_apps() 
     let args = container_args(&deployment);
     for arg in [
         "run",
-        "--concurrency=4",
+        "--concurrency=16",
         "--log-format=json",
         "--log-level=info",
         "--leader-elect",

@@ -53,6 +53,8 @@ enum Written<K> {
 
 struct State<K> {
     objects: HashMap<Key, Entry<K>>,
+    /// Watch scopes whose first list is complete (`None`: all namespaces).
+    listed: BTreeSet<Option<String>>,
     /// Relists in progress, by watch scope (`None`: all namespaces).
     relists: HashMap<Option<String>, HashMap<Key, Entry<K>>>,
     index: HashMap<String, BTreeSet<Key>>,
@@ -63,6 +65,7 @@ impl<K> Default for State<K> {
     fn default() -> Self {
         Self {
             objects: HashMap::new(),
+            listed: BTreeSet::new(),
             relists: HashMap::new(),
             index: HashMap::new(),
             written: HashMap::new(),
@@ -142,6 +145,13 @@ where
             .flatten()
             .filter_map(|k| state.objects.get(k).map(|e| e.object.clone()))
             .collect()
+    }
+
+    /// Has a watch over `namespace` (or over all namespaces) listed its
+    /// objects once? Before that, an absent object may well exist.
+    pub fn is_listed(&self, namespace: &str) -> bool {
+        let state = self.read();
+        state.listed.contains(&None) || state.listed.contains(&Some(namespace.to_string()))
     }
 
     pub fn len(&self) -> usize {
@@ -296,6 +306,7 @@ where
                 trigger.into_iter().collect()
             }
             Event::InitDone => {
+                state.listed.insert(scope.map(str::to_string));
                 let listed = state
                     .relists
                     .remove(&scope.map(str::to_string))
@@ -501,6 +512,23 @@ mod tests {
         assert_eq!(cache.len(), 3);
         assert_eq!(cache.by_index("app=z").len(), 1);
         assert!(cache.by_index("app=b").is_empty());
+    }
+
+    #[test]
+    fn a_cache_is_listed_once_its_scope_listed() {
+        let cache = cache();
+        assert!(!cache.is_listed("ns"));
+        cache.apply_event(Some("ns"), Event::Init);
+        assert!(!cache.is_listed("ns"), "not before the list is complete");
+        cache.apply_event(Some("ns"), Event::InitDone);
+        assert!(cache.is_listed("ns"));
+        assert!(!cache.is_listed("other"));
+        cache.apply_event(None, Event::Init);
+        cache.apply_event(None, Event::InitDone);
+        assert!(
+            cache.is_listed("other"),
+            "a watch of all namespaces covers every one"
+        );
     }
 
     #[test]

@@ -621,6 +621,9 @@ async fn run_scope<S>(
         () = shutdown.clone() => return,
     };
     if istio {
+        caches
+            .watching_destination_rules
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let resource = compliance::destination_rule_resource();
         let api = match ns {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),

@@ -52,6 +52,8 @@ pub struct Caches {
     pub destination_rules: Arc<Cache<DynamicObject>>,
     /// Apps by the config they reference; which apps changed.
     pub apps: AppIndex,
+    /// Whether DestinationRules are watched (Istio is installed).
+    pub watching_destination_rules: std::sync::atomic::AtomicBool,
     contents: Mutex<HashMap<(ConfigKind, String, String), Arc<Content>>>,
     /// Each app's status as last written, until the app watch shows it.
     statuses: Mutex<HashMap<(String, String), (u64, StatelessAppStatus)>>,
@@ -87,9 +89,33 @@ impl Caches {
                 Cache::new(cache::without_status::<DynamicObject>).indexed(destination_rule_index),
             ),
             apps: AppIndex::default(),
+            watching_destination_rules: std::sync::atomic::AtomicBool::new(false),
             contents: Mutex::new(HashMap::new()),
             statuses: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Has every cache listed `namespace` once? Until then a reconcile must
+    /// not act: an object missing from a cache may exist (applying it would
+    /// be a needless write, or take over an object the app does not own).
+    pub fn synced(&self, namespace: &str) -> bool {
+        let fixed = [
+            self.deployments.is_listed(namespace),
+            self.services.is_listed(namespace),
+            self.ingresses.is_listed(namespace),
+            self.hpas.is_listed(namespace),
+            self.pdbs.is_listed(namespace),
+            self.network_policies.is_listed(namespace),
+            self.pvcs.is_listed(namespace),
+            self.config_maps.is_listed(namespace),
+            self.config_map_meta.is_listed(namespace),
+            self.secret_meta.is_listed(namespace),
+        ];
+        let rules = !self
+            .watching_destination_rules
+            .load(std::sync::atomic::Ordering::Relaxed)
+            || self.destination_rules.is_listed(namespace);
+        fixed.into_iter().all(|listed| listed) && rules
     }
 
     /// Services in `namespace` that select the pods of app `name`.

@@ -29,14 +29,21 @@ use crate::crd::{SessionStoreStatus, SessionStoreType, StatelessApp};
 /// so Redis restarts with a new password if the Secret is ever recreated.
 pub const SECRET_HASH_ANNOTATION: &str = "stateless.dev/secret-hash";
 
+/// How soon an app is looked at again while the caches are not yet listed.
+const CACHES_SYNCING_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
 pub async fn reconcile(app: Arc<StatelessApp>, ctx: Arc<Context>) -> Result<Action, Error> {
     if app.metadata.deletion_timestamp.is_some() {
         // The garbage collector removes the children through their owner
         // references; applying now would recreate what it just deleted.
         return Ok(Action::await_change());
     }
-    let mut timer = ctx.metrics.reconcile_timer();
     let namespace = app.namespace().unwrap_or_default();
+    if !ctx.caches.synced(&namespace) {
+        // The first lists are still coming in (seconds after a start).
+        return Ok(Action::requeue(CACHES_SYNCING_RETRY));
+    }
+    let mut timer = ctx.metrics.reconcile_timer();
     let mut observed = Observed {
         generation: app.metadata.generation,
         ..Default::default()
