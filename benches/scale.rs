@@ -91,7 +91,12 @@ fn main() {
 async fn run() -> Result<(), Failure> {
     let settings = settings()?;
     let requests = Arc::new(RequestMetrics::default());
-    let client = stateless_operator::client::build(kube::Config::infer().await?, requests.clone())?;
+    // Its own User-Agent: the audit log must tell its writes from the operator's.
+    let client = stateless_operator::client::build_as(
+        kube::Config::infer().await?,
+        requests.clone(),
+        concat!("stateless-operator-bench/", env!("CARGO_PKG_VERSION")),
+    )?;
     println!(
         "scale benchmark: N = {:?} in {} namespaces, concurrency {}, idle window {} s",
         settings.apps,

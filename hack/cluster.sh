@@ -286,7 +286,7 @@ EOF
     --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
     --enable-aggregator-routing=true \
     --audit-policy-file "$RUN_DIR/audit-policy.yaml" --audit-log-path "$AUDIT_LOG" \
-    --audit-log-format json --audit-log-mode blocking \
+    --audit-log-format json --audit-log-mode blocking --audit-log-maxsize 1000000 \
     --profiling=false --v 1
   write_kubeconfig "$KUBECONFIG_PATH" admin "$api_url"
   wait_for kube-apiserver 90 kubectl_ get --raw /readyz

@@ -81,13 +81,23 @@ impl RequestMetrics {
 /// A client for `config` that sends the operator's User-Agent and counts
 /// its requests into `metrics`.
 pub fn build(
+    config: kube::Config,
+    metrics: Arc<RequestMetrics>,
+) -> Result<kube::Client, kube::Error> {
+    build_as(config, metrics, USER_AGENT_VALUE)
+}
+
+/// [`build`] with another User-Agent (a benchmark's own requests must not
+/// count as the operator's).
+pub fn build_as(
     mut config: kube::Config,
     metrics: Arc<RequestMetrics>,
+    user_agent: &'static str,
 ) -> Result<kube::Client, kube::Error> {
     config.headers.retain(|(name, _)| name != USER_AGENT);
     config
         .headers
-        .push((USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE)));
+        .push((USER_AGENT, HeaderValue::from_static(user_agent)));
     let counting = MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
         metrics.count(RequestClass::of(request.method(), request.uri().query()));
         request

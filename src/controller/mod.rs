@@ -26,7 +26,6 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::DynamicObject;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -416,17 +415,24 @@ where
     observed(watcher(api, config.any_semantic()), info)
 }
 
+/// Every object of the kind.
+fn all() -> watcher::Config {
+    watcher::Config::default()
+}
+
 /// Only our own children, not every Deployment of the cluster, in the caches.
 fn ours() -> watcher::Config {
     watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
 }
 
-/// Our children of kind `K`, fed into `cache`; each change worth it
-/// triggers the controlling app.
-fn owned<K>(
+/// The objects of kind `K` in the scope that `config` selects, fed into
+/// `cache`; each change worth a reconcile is passed on. `K` may be a
+/// `PartialObjectMeta`, for a metadata-only watch.
+fn cached<K>(
     client: &Client,
     namespace: Option<&str>,
     metrics: &WatchMetrics,
+    config: watcher::Config,
     cache: Arc<Cache<K>>,
 ) -> impl Stream<Item = watcher::Result<K>> + Send + 'static
 where
@@ -439,65 +445,10 @@ where
         + 'static,
 {
     feed(
-        watch_of(api_in::<K>(client, namespace), ours(), metrics),
+        watch_of(api_in::<K>(client, namespace), config, metrics),
         cache,
         namespace.map(str::to_string),
     )
-}
-
-/// Every object of kind `K` in the scope, fed into `cache`.
-fn every<K>(
-    client: &Client,
-    namespace: Option<&str>,
-    metrics: &WatchMetrics,
-    cache: Arc<Cache<K>>,
-) -> impl Stream<Item = watcher::Result<K>> + Send + 'static
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    feed(
-        watch_of(
-            api_in::<K>(client, namespace),
-            watcher::Config::default(),
-            metrics,
-        ),
-        cache,
-        namespace.map(str::to_string),
-    )
-}
-
-/// The metadata of every object of kind `K` in the scope (no content: the
-/// contents of the few the pods reference are read when they change).
-fn every_meta<K>(
-    client: &Client,
-    namespace: Option<&str>,
-    metrics: &WatchMetrics,
-    cache: Arc<Cache<PartialObjectMeta<K>>>,
-) -> impl Stream<Item = watcher::Result<PartialObjectMeta<K>>> + Send + 'static
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let info = WatchInfo::new(COMPONENT, &K::kind(&()), metrics);
-    let events = observed(
-        watcher(
-            api_in::<PartialObjectMeta<K>>(client, namespace),
-            watcher::Config::default().any_semantic(),
-        ),
-        info,
-    );
-    feed(events, cache, namespace.map(str::to_string))
 }
 
 /// The StatelessApp named by the object's controller ownerReference, if any.
@@ -561,14 +512,20 @@ async fn run_scope<S>(
     let (ingress_caches, rule_caches) = (caches.clone(), caches.clone());
     let (cm_caches, secret_caches) = (caches.clone(), caches.clone());
     let mut controller = Controller::for_stream(apps, store)
-        .owns_stream(owned(&client, ns, watches, c.deployments.clone()))
-        .owns_stream(owned(&client, ns, watches, c.hpas.clone()))
-        .owns_stream(owned(&client, ns, watches, c.pdbs.clone()))
-        .owns_stream(owned(&client, ns, watches, c.network_policies.clone()))
-        .owns_stream(owned(&client, ns, watches, c.pvcs.clone()))
-        .owns_stream(owned(&client, ns, watches, c.config_maps.clone()))
+        .owns_stream(cached(&client, ns, watches, ours(), c.deployments.clone()))
+        .owns_stream(cached(&client, ns, watches, ours(), c.hpas.clone()))
+        .owns_stream(cached(&client, ns, watches, ours(), c.pdbs.clone()))
+        .owns_stream(cached(
+            &client,
+            ns,
+            watches,
+            ours(),
+            c.network_policies.clone(),
+        ))
+        .owns_stream(cached(&client, ns, watches, ours(), c.pvcs.clone()))
+        .owns_stream(cached(&client, ns, watches, ours(), c.config_maps.clone()))
         .watches_stream(
-            every(&client, ns, watches, c.services.clone()),
+            cached(&client, ns, watches, all(), c.services.clone()),
             move |svc| {
                 let mut apps = controller_of(&svc);
                 apps.extend(observe::apps_selected_by(&service_store, &svc));
@@ -576,7 +533,7 @@ async fn run_scope<S>(
             },
         )
         .watches_stream(
-            every(&client, ns, watches, c.ingresses.clone()),
+            cached(&client, ns, watches, all(), c.ingresses.clone()),
             move |ing: Ingress| {
                 let value = serde_json::to_value(&ing).unwrap_or_default();
                 observe::apps_behind(
@@ -590,7 +547,7 @@ async fn run_scope<S>(
         // ConfigMaps and Secrets: the managed ones, and any the pods reference
         // (their content feeds the config hash that rolls the pods).
         .watches_stream(
-            every_meta(&client, ns, watches, c.config_map_meta.clone()),
+            cached(&client, ns, watches, all(), c.config_map_meta.clone()),
             move |cm| {
                 let mut apps = controller_of(&cm);
                 apps.extend(cm_caches.apps.referring(
@@ -602,7 +559,7 @@ async fn run_scope<S>(
             },
         )
         .watches_stream(
-            every_meta(&client, ns, watches, c.secret_meta.clone()),
+            cached(&client, ns, watches, all(), c.secret_meta.clone()),
             move |secret| {
                 let mut apps = controller_of(&secret);
                 apps.extend(secret_caches.apps.referring(
