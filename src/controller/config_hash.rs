@@ -171,11 +171,18 @@ impl Digest {
     }
 }
 
-/// The keyed digest of one Secret (the managed Redis's, whose change must
-/// restart Redis with the new password).
+/// The keyed digest of one Secret's data (also the managed Redis's
+/// `secret-hash`, whose change restarts Redis with the new password).
 pub fn of_secret(key: &HashKey, secret: &Secret) -> String {
     let mut digest = Digest::new(key);
     digest.secret(secret);
+    digest.finish()
+}
+
+/// The keyed digest of one ConfigMap's data.
+pub fn of_config_map(key: &HashKey, cm: &ConfigMap) -> String {
+    let mut digest = Digest::new(key);
+    digest.config_map(cm);
     digest.finish()
 }
 

@@ -27,7 +27,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::cache::{self, Cache};
 use super::compliance;
-use super::config_hash::{Digest, HashKey};
+use super::config_hash::{self, HashKey};
 use super::{Context, Error};
 use crate::build::labels;
 use crate::crd::{ConfigKind, ConfigRef, StatelessApp, StatelessAppStatus};
@@ -265,7 +265,7 @@ pub struct ObjectVersion {
 pub struct Content {
     pub uid: Option<String>,
     pub version: Option<u64>,
-    /// Keyed digest of the data ([`Digest::secret`], [`Digest::config_map`]).
+    /// Keyed digest of the data ([`config_hash::of_secret`], [`config_hash::of_config_map`]).
     pub digest: String,
     /// The data's key names.
     pub keys: BTreeSet<String>,
@@ -278,12 +278,10 @@ pub struct Content {
 
 impl Content {
     pub fn of_secret(key: &HashKey, secret: &Secret) -> Self {
-        let mut digest = Digest::new(key);
-        digest.secret(secret);
         Self {
             uid: secret.metadata.uid.clone(),
             version: version_of(secret),
-            digest: digest.finish(),
+            digest: config_hash::of_secret(key, secret),
             keys: secret
                 .data
                 .iter()
@@ -296,13 +294,11 @@ impl Content {
     }
 
     pub fn of_config_map(key: &HashKey, mut cm: ConfigMap) -> Self {
-        let mut digest = Digest::new(key);
-        digest.config_map(&cm);
         cm.metadata.managed_fields = None;
         Self {
             uid: cm.metadata.uid.clone(),
             version: version_of(&cm),
-            digest: digest.finish(),
+            digest: config_hash::of_config_map(key, &cm),
             keys: cm
                 .data
                 .iter()
