@@ -35,6 +35,16 @@ fn basic_app(name: &str) -> serde_json::Value {
     app
 }
 
+/// The name of the StatelessApp among an example's objects.
+fn app_name_in(objects: &[serde_json::Value]) -> String {
+    objects
+        .iter()
+        .find(|o| o["kind"] == "StatelessApp")
+        .and_then(|o| o["metadata"]["name"].as_str())
+        .expect("the example has a StatelessApp")
+        .to_string()
+}
+
 fn owned_by(obj: &impl kube::Resource, app: &StatelessApp) -> bool {
     obj.owner_references().iter().any(|o| {
         o.controller == Some(true)
@@ -393,12 +403,7 @@ async fn full_example_converges() {
     let (client, ns, _operator) = setup("ctrl-full").await;
     let objects = load_yaml("examples/full.yaml");
     apply_objects(&client, &ns.name, &objects).await;
-    let name = objects
-        .iter()
-        .find(|o| o["kind"] == "StatelessApp")
-        .and_then(|o| o["metadata"]["name"].as_str())
-        .expect("full.yaml has a StatelessApp")
-        .to_string();
+    let name = app_name_in(&objects);
     let apps = ns.api::<StatelessApp>();
     let app = wait_ready(&apps, &name, WAIT).await;
     assert!(condition(&app, "SessionStoreReady").is_some_and(|(s, _, _)| s == "True"));
@@ -966,12 +971,7 @@ async fn a_converged_app_is_resynced_without_a_single_request() {
         .filter(|o| o["kind"] != "Namespace")
         .collect();
     apply_objects(&client, &ns.name, &objects).await;
-    let name = objects
-        .iter()
-        .find(|o| o["kind"] == "StatelessApp")
-        .and_then(|o| o["metadata"]["name"].as_str())
-        .expect("full.yaml has a StatelessApp")
-        .to_string();
+    let name = app_name_in(&objects);
     wait_ready(&ns.api::<StatelessApp>(), &name, WAIT).await;
 
     // Once converged (the kwok pods' status settles within seconds), a
