@@ -451,6 +451,22 @@ where
     )
 }
 
+/// Apps a ConfigMap or Secret concerns: the one controlling it, and those
+/// whose pods reference it.
+fn apps_referring(
+    caches: &Caches,
+    kind: ConfigKind,
+    obj: &impl Resource,
+) -> Vec<ObjectRef<StatelessApp>> {
+    let mut apps = controller_of(obj);
+    apps.extend(caches.apps.referring(
+        kind,
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default(),
+    ));
+    apps
+}
+
 /// The StatelessApp named by the object's controller ownerReference, if any.
 fn controller_of(obj: &impl Resource) -> Vec<ObjectRef<StatelessApp>> {
     let namespace = obj.meta().namespace.clone().unwrap_or_default();
@@ -548,27 +564,11 @@ async fn run_scope<S>(
         // (their content feeds the config hash that rolls the pods).
         .watches_stream(
             cached(&client, ns, watches, all(), c.config_map_meta.clone()),
-            move |cm| {
-                let mut apps = controller_of(&cm);
-                apps.extend(cm_caches.apps.referring(
-                    ConfigKind::ConfigMap,
-                    &cm.namespace().unwrap_or_default(),
-                    &cm.name_any(),
-                ));
-                apps
-            },
+            move |cm| apps_referring(&cm_caches, ConfigKind::ConfigMap, &cm),
         )
         .watches_stream(
             cached(&client, ns, watches, all(), c.secret_meta.clone()),
-            move |secret| {
-                let mut apps = controller_of(&secret);
-                apps.extend(secret_caches.apps.referring(
-                    ConfigKind::Secret,
-                    &secret.namespace().unwrap_or_default(),
-                    &secret.name_any(),
-                ));
-                apps
-            },
+            move |secret| apps_referring(&secret_caches, ConfigKind::Secret, &secret),
         );
     // Istio DestinationRules (consistentHash by cookie or source IP) where
     // Istio is installed; checked once at start, which must not hold up a
