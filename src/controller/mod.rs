@@ -438,6 +438,7 @@ fn cached<K>(
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
+        + serde::Serialize
         + DeserializeOwned
         + Debug
         + Send
@@ -511,6 +512,9 @@ async fn run_scope<S>(
     .flat_map(move |event| {
         let triggers = indexing.caches.apps.observe(&event);
         match &event {
+            watcher::Event::Apply(app) | watcher::Event::InitApply(app) => {
+                indexing.caches.status_seen(app)
+            }
             watcher::Event::Delete(app) => indexing.forget(&ObjectRef::from_obj(app)),
             watcher::Event::InitDone => {
                 indexing

@@ -69,14 +69,29 @@ impl Caches {
     pub fn new() -> Self {
         Self {
             deployments: Arc::new(Cache::new(deployment_fingerprint)),
-            services: Arc::new(Cache::new(cache::without_status::<Service>).indexed(service_index)),
-            ingresses: Arc::new(
-                Cache::new(cache::without_status::<Ingress>).indexed(ingress_index),
+            services: Arc::new(
+                Cache::new(cache::without_status::<Service>)
+                    .indexed(service_index)
+                    .trimmed(|svc| svc.status = None),
             ),
-            hpas: Arc::new(Cache::new(cache::without_status::<HorizontalPodAutoscaler>)),
-            pdbs: Arc::new(Cache::new(cache::without_status::<PodDisruptionBudget>)),
+            ingresses: Arc::new(
+                Cache::new(cache::without_status::<Ingress>)
+                    .indexed(ingress_index)
+                    .trimmed(|ingress| ingress.status = None),
+            ),
+            hpas: Arc::new(
+                Cache::new(cache::without_status::<HorizontalPodAutoscaler>)
+                    .trimmed(|hpa| hpa.status = None),
+            ),
+            pdbs: Arc::new(
+                Cache::new(cache::without_status::<PodDisruptionBudget>)
+                    .trimmed(|pdb| pdb.status = None),
+            ),
             network_policies: Arc::new(Cache::new(cache::without_status::<NetworkPolicy>)),
-            pvcs: Arc::new(Cache::new(cache::without_status::<PersistentVolumeClaim>)),
+            pvcs: Arc::new(
+                Cache::new(cache::without_status::<PersistentVolumeClaim>)
+                    .trimmed(|pvc| pvc.status = None),
+            ),
             config_maps: Arc::new(Cache::new(cache::without_status::<ConfigMap>)),
             config_map_meta: Arc::new(
                 Cache::new(cache::any_version::<PartialObjectMeta<ConfigMap>>)
@@ -86,7 +101,13 @@ impl Caches {
                 Cache::new(cache::any_version::<PartialObjectMeta<Secret>>).trimmed(metadata_only),
             ),
             destination_rules: Arc::new(
-                Cache::new(cache::without_status::<DynamicObject>).indexed(destination_rule_index),
+                Cache::new(cache::without_status::<DynamicObject>)
+                    .indexed(destination_rule_index)
+                    .trimmed(|rule| {
+                        if let Some(data) = rule.data.as_object_mut() {
+                            data.remove("status");
+                        }
+                    }),
             ),
             apps: AppIndex::default(),
             watching_destination_rules: std::sync::atomic::AtomicBool::new(false),
@@ -171,6 +192,18 @@ impl Caches {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(app_key(written), (version, status));
+        }
+    }
+
+    /// The app watch shows `app`: a status we wrote at or before its
+    /// version is in the store now, and need not be kept here.
+    pub fn status_seen(&self, app: &StatelessApp) {
+        let key = app_key(app);
+        let mut statuses = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
+        if let (Some((written, _)), Some(seen)) = (statuses.get(&key), version_of(app))
+            && seen >= *written
+        {
+            statuses.remove(&key);
         }
     }
 

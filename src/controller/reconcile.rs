@@ -325,7 +325,7 @@ where
         + Clone
         + DeserializeOwned
         + std::fmt::Debug,
-    C: Resource + Clone,
+    C: Resource + Clone + Serialize + DeserializeOwned,
 {
     let Target {
         app,
