@@ -172,16 +172,10 @@ impl Caches {
     /// The status the app carries, or the one we wrote if the watch has not
     /// shown that yet.
     pub fn current_status(&self, app: &StatelessApp) -> Option<StatelessAppStatus> {
-        let key = app_key(app);
-        let mut statuses = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
-        match statuses.get(&key) {
-            Some((version, status)) if version_of(app).is_none_or(|v| v < *version) => {
-                Some(status.clone())
-            }
-            Some(_) => {
-                statuses.remove(&key);
-                app.status.clone()
-            }
+        self.status_seen(app);
+        let statuses = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
+        match statuses.get(&app_key(app)) {
+            Some((_, written)) => Some(written.clone()),
             None => app.status.clone(),
         }
     }
