@@ -443,7 +443,7 @@ fn key_of<K: Resource>(object: &K) -> Key {
 /// The resourceVersion as a number. Kubernetes calls it opaque; every
 /// API server stores etcd's revision there, which only grows, and an
 /// unparsable one only makes the cache trust the watch over our own write.
-fn version_of<K: Resource>(object: &K) -> Option<u64> {
+pub(super) fn version_of<K: Resource>(object: &K) -> Option<u64> {
     object.meta().resource_version.as_deref()?.parse().ok()
 }
 

@@ -23,9 +23,9 @@ use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
-use super::cache::{self, Cache};
+use super::cache::{self, Cache, version_of};
 use super::compliance;
 use super::config_hash::{self, HashKey};
 use super::{Context, Error};
@@ -490,10 +490,6 @@ impl AppIndexState {
 
 fn app_key(app: &StatelessApp) -> (String, String) {
     (app.namespace().unwrap_or_default(), app.name_any())
-}
-
-fn version_of<K: Resource>(object: &K) -> Option<u64> {
-    object.meta().resource_version.as_deref()?.parse().ok()
 }
 
 /// What of an app can change a reconcile's outcome: its spec (generation),
