@@ -1011,3 +1011,53 @@ async fn a_converged_app_is_resynced_without_a_single_request() {
         "the counting client did count (the initial lists)"
     );
 }
+
+/// A repeated Event continues its series (one object, count 2); the same
+/// reason with another note is an Event of its own.
+#[tokio::test]
+async fn a_repeated_event_is_a_series_and_another_note_a_new_event() {
+    use kube::runtime::events::{Event as Published, EventType};
+    use stateless_operator::controller::recorder::{EventRecorder, Published as Sent};
+
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "ctrl-recorder").await;
+    let recorder = EventRecorder::new(client.clone(), "stateless-operator-test", None);
+    let regarding = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        namespace: Some(ns.name.clone()),
+        name: Some("subject".into()),
+        ..Default::default()
+    };
+    let event = |note: &str| Published {
+        type_: EventType::Normal,
+        reason: "Updated".into(),
+        note: Some(note.into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    let first = recorder.publish(&event("changed Service"), &regarding).await;
+    let again = recorder.publish(&event("changed Service"), &regarding).await;
+    let other = recorder.publish(&event("changed Deployment"), &regarding).await;
+    assert_eq!(first.expect("create"), Sent::Created);
+    assert_eq!(again.expect("patch"), Sent::Continued(2));
+    assert_eq!(other.expect("create"), Sent::Created);
+
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let mut listed: Vec<(String, Option<i32>)> = events
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .map(|e| (e.note.unwrap_or_default(), e.series.map(|s| s.count)))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec![
+            ("changed Deployment".to_string(), None),
+            ("changed Service".to_string(), Some(2)),
+        ]
+    );
+}

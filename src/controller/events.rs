@@ -17,6 +17,7 @@ use kube::{Resource, ResourceExt};
 
 use super::Context;
 use super::compliance::{Compliance, finding_key};
+use super::recorder::Published;
 use super::status;
 use crate::crd::{PolicyMode, StatelessApp, StatelessAppStatus, condition_types};
 use crate::metrics::ViolationLabels;
@@ -109,10 +110,10 @@ pub async fn publish(app: &StatelessApp, ctx: &Context, event: Event) {
     if !ctx.settings.leadership.may_write() {
         return;
     }
-    if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
-        tracing::warn!(app = %app.name_any(), "publishing event {}: {e}", event.reason);
-    } else {
-        ctx.metrics.count_write("Event", "create");
+    match ctx.recorder.publish(&event, &app.object_ref(&())).await {
+        Ok(Published::Created) => ctx.metrics.count_write("Event", "create"),
+        Ok(Published::Continued(_)) => ctx.metrics.count_write("Event", "patch"),
+        Err(e) => tracing::warn!(app = %app.name_any(), "publishing event {}: {e}", event.reason),
     }
 }
 
@@ -272,10 +273,8 @@ pub async fn report_findings(
                 ),
                 1000,
             )),
-            // Events that share regarding, reason, action and related object
-            // are folded into one series that keeps the first note only: the
-            // rule as the action and the offending object as the related one
-            // keep each finding its own Event.
+            // The rule as the action and the offending object as the related
+            // one: tools that group Events by those see one per finding.
             action: finding.rule.as_str().into(),
             secondary: Some(ObjectReference {
                 kind: Some(finding.kind.clone()),

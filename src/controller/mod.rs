@@ -14,6 +14,7 @@ pub mod events;
 pub mod leader;
 pub mod observe;
 mod reconcile;
+pub mod recorder;
 mod session_store;
 pub mod status;
 
@@ -27,7 +28,6 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -209,7 +209,7 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(500);
 /// Shared state of every reconciliation.
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub recorder: recorder::EventRecorder,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     /// Key of the config hash ([`config_hash`]).
@@ -229,12 +229,9 @@ impl Context {
         settings: Settings,
         hash_key: HashKey,
     ) -> Self {
-        let reporter = Reporter {
-            controller: "stateless-operator".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+        let instance = std::env::var("POD_NAME").ok();
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: recorder::EventRecorder::new(client.clone(), "stateless-operator", instance),
             client,
             metrics,
             settings,
