@@ -109,15 +109,17 @@ fn pod_spec(ctx: &Context<'_>, selector: BTreeMap<String, String>) -> Result<Pod
         ports: Some(spec.ports.iter().map(container_port).collect()),
         env: non_empty(env(ctx)?),
         env_from: non_empty(spec.env_from.clone()),
-        resources: spec.resources.clone(),
+        resources: spec.resources.as_deref().cloned(),
         readiness_probe: Some(
             spec.readiness_probe
-                .clone()
+                .as_deref()
+                .cloned()
                 .unwrap_or_else(|| default_readiness_probe(primary)),
         ),
         liveness_probe: Some(
             spec.liveness_probe
-                .clone()
+                .as_deref()
+                .cloned()
                 .unwrap_or_else(|| default_liveness_probe(primary)),
         ),
         security_context: Some(restricted_container_security_context()),

@@ -26,7 +26,7 @@ pub(crate) fn build(ctx: &Context<'_>) -> HorizontalPodAutoscaler {
             min_replicas: Some(spec.min_replicas()),
             max_replicas: spec.max_replicas(),
             metrics: Some(metrics),
-            behavior: spec.autoscaling.behavior.clone(),
+            behavior: spec.autoscaling.behavior.as_deref().cloned(),
         }),
         status: None,
     }

@@ -142,15 +142,15 @@ pub struct StatelessAppSpec {
 
     /// CPU and memory requests and limits of the application container. Set a CPU request: the HPA computes utilization relative to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<Box<ResourceRequirements>>,
 
     /// Readiness probe of the application container. Default: a TCP check of the first port every 10s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readiness_probe: Option<Probe>,
+    pub readiness_probe: Option<Box<Probe>>,
 
     /// Liveness probe of the application container. Default: a TCP check of the first port every 20s, starting after 15s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub liveness_probe: Option<Probe>,
+    pub liveness_probe: Option<Box<Probe>>,
 
     /// Extra pod volumes (standard Kubernetes Volume), meant for configuration and scratch space: ConfigMaps, Secrets, projected, downwardAPI, emptyDir, ephemeral, csi and image volumes. hostPath and gitRepo are refused (a node directory pins the app to one node); persistentVolumeClaim and network or cloud disks (nfs, iscsi, cephfs, ...) are refused unless `policy.allowPersistentVolumes` waives them. The root filesystem is read-only, so a small writable emptyDir is mounted at /tmp unless volumeMounts already mount something there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -296,7 +296,7 @@ pub struct AutoscalingSpec {
 
     /// Scale-up and scale-down behavior of the HPA (standard Kubernetes HorizontalPodAutoscalerBehavior: stabilization windows and rate policies). Unset uses the Kubernetes defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub behavior: Option<HorizontalPodAutoscalerBehavior>,
+    pub behavior: Option<Box<HorizontalPodAutoscalerBehavior>>,
 }
 
 impl Default for AutoscalingSpec {
