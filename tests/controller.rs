@@ -617,6 +617,15 @@ async fn invalid_specs_are_rejected_with_actionable_messages() {
                    "policy": {"allowPersistentVolumes": {"reason": "legacy"}}}),
             "must not use hostPath, gitRepo",
         ),
+        (
+            json!({"objectStorage": {"bucket": "Uploads_2024", "credentials": {"secretName": "s3"}}}),
+            "spec.objectStorage.bucket",
+        ),
+        (
+            json!({"objectStorage": {"bucket": "uploads", "endpoint": "s3.example.com",
+                   "credentials": {"secretName": "s3"}}}),
+            "objectStorage.endpoint must be a URL starting with https:// or http://",
+        ),
     ];
     for (patch, expected) in cases {
         let mut app = basic_app("bad");
@@ -1036,9 +1045,15 @@ async fn a_repeated_event_is_a_series_and_another_note_a_new_event() {
         action: "Reconcile".into(),
         secondary: None,
     };
-    let first = recorder.publish(&event("changed Service"), &regarding).await;
-    let again = recorder.publish(&event("changed Service"), &regarding).await;
-    let other = recorder.publish(&event("changed Deployment"), &regarding).await;
+    let first = recorder
+        .publish(&event("changed Service"), &regarding)
+        .await;
+    let again = recorder
+        .publish(&event("changed Service"), &regarding)
+        .await;
+    let other = recorder
+        .publish(&event("changed Deployment"), &regarding)
+        .await;
     assert_eq!(first.expect("create"), Sent::Created);
     assert_eq!(again.expect("patch"), Sent::Continued(2));
     assert_eq!(other.expect("create"), Sent::Created);
@@ -1060,4 +1075,127 @@ async fn a_repeated_event_is_a_series_and_another_note_a_new_event() {
             ("changed Service".to_string(), Some(2)),
         ]
     );
+}
+
+/// `spec.objectStorage`: a missing credentials Secret, then a missing key,
+/// each a Ready condition that says what to create; once both keys are there
+/// the pods get the bucket and the keys (from the Secret, by reference), and
+/// new keys in the Secret roll them.
+#[tokio::test]
+async fn object_storage_credentials_are_checked_then_injected() {
+    let (client, ns, _operator) = setup("ctrl-s3").await;
+    let mut app = basic_app("files");
+    app["spec"]["sessionStore"] = json!({"type": "none"});
+    app["spec"]["objectStorage"] = json!({
+        "bucket": "files-uploads",
+        "endpoint": "https://s3.example.com",
+        "region": "eu-west-1",
+        "credentials": {"secretName": "files-s3"}
+    });
+    apply_objects(&client, &ns.name, &[app]).await;
+    let apps = ns.api::<StatelessApp>();
+    let ready_reason = |want: &'static str, text: &'static str| {
+        let apps = apps.clone();
+        async move {
+            wait_until(WAIT, &format!("Ready=False with reason {want}"), || async {
+                apps.get("files")
+                    .await
+                    .ok()
+                    .and_then(|a| condition(&a, "Ready"))
+                    .is_some_and(|(s, reason, message)| {
+                        s == "False" && reason == want && message.contains(text)
+                    })
+            })
+            .await;
+        }
+    };
+    ready_reason("ObjectStorageSecretNotFound", "files-s3").await;
+    let deployments = ns.api::<Deployment>();
+    assert!(
+        deployments.get_opt("files").await.expect("get").is_none(),
+        "no pods that could not start"
+    );
+
+    let secrets = ns.api::<Secret>();
+    let secret = |data: &[(&str, &str)]| Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("files-s3".into()),
+            ..Default::default()
+        },
+        string_data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    secrets
+        .create(
+            &PostParams::default(),
+            &secret(&[("AWS_ACCESS_KEY_ID", "id-1")]),
+        )
+        .await
+        .expect("create Secret");
+    ready_reason("ObjectStorageSecretKeyMissing", "AWS_SECRET_ACCESS_KEY").await;
+
+    let both = [
+        ("AWS_ACCESS_KEY_ID", "id-1"),
+        ("AWS_SECRET_ACCESS_KEY", "key-1"),
+    ];
+    secrets
+        .replace("files-s3", &PostParams::default(), &secret(&both))
+        .await
+        .expect("replace Secret");
+    wait_ready(&apps, "files", WAIT).await;
+    let deployment = deployments.get("files").await.expect("Deployment");
+    let template = serde_json::to_value(&deployment.spec.as_ref().expect("spec").template)
+        .expect("serializes");
+    let env = template["spec"]["containers"][0]["env"].clone();
+    let find = |name: &str| {
+        env.as_array()
+            .and_then(|env| env.iter().find(|e| e["name"] == name).cloned())
+    };
+    assert_eq!(
+        find("AWS_SECRET_ACCESS_KEY"),
+        Some(json!({"name": "AWS_SECRET_ACCESS_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "files-s3", "key": "AWS_SECRET_ACCESS_KEY"}}}))
+    );
+    assert_eq!(
+        find("S3_BUCKET"),
+        Some(json!({"name": "S3_BUCKET", "value": "files-uploads"}))
+    );
+    assert_eq!(
+        find("AWS_ENDPOINT_URL_S3"),
+        Some(json!({"name": "AWS_ENDPOINT_URL_S3", "value": "https://s3.example.com"}))
+    );
+    assert!(
+        !template.to_string().contains("key-1"),
+        "no key value in the pod template"
+    );
+
+    // Rotated keys roll the pods: the template's config hash changes.
+    let hash = |d: &Deployment| {
+        d.spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get("stateless.dev/config-hash").cloned())
+    };
+    let before = hash(&deployment);
+    assert!(before.is_some(), "the template carries a config hash");
+    let rotated = [
+        ("AWS_ACCESS_KEY_ID", "id-2"),
+        ("AWS_SECRET_ACCESS_KEY", "key-2"),
+    ];
+    secrets
+        .replace("files-s3", &PostParams::default(), &secret(&rotated))
+        .await
+        .expect("rotate Secret");
+    wait_until(WAIT, "a new config hash after the key rotation", || async {
+        deployments
+            .get("files")
+            .await
+            .is_ok_and(|d| hash(&d).is_some() && hash(&d) != before)
+    })
+    .await;
 }

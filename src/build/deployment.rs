@@ -15,7 +15,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{BuildError, BuildInputs, CONFIG_HASH_ANNOTATION, Context, labels, names};
-use crate::crd::{AppPort, Protocol, SessionStoreType};
+use crate::crd::object_storage::env as storage_env;
+use crate::crd::{AppPort, ObjectStorageSpec, Protocol, SessionStoreType};
 
 /// Name of the application container.
 pub const APP_CONTAINER: &str = "app";
@@ -155,13 +156,33 @@ fn pod_spec(ctx: &Context<'_>, selector: BTreeMap<String, String>) -> Result<Pod
     })
 }
 
-/// The user's env, then the session store URL from its Secret. A user
-/// variable with the URL variable's name is dropped: the session store
-/// configuration is authoritative.
+/// The user's env, then the session store URL and the object storage
+/// variables. A user variable with the name of one the operator sets is
+/// dropped: the session store and object storage configuration is
+/// authoritative.
 fn env(ctx: &Context<'_>) -> Result<Vec<EnvVar>, BuildError> {
     let spec = &ctx.app.spec;
-    let url_var = spec.session_url_env_var();
-    let secret = match spec.session_store_type() {
+    let mut injected = Vec::new();
+    if let Some((secret_name, key)) = session_secret(ctx)? {
+        injected.push(from_secret(spec.session_url_env_var(), secret_name, key));
+    }
+    if let Some(storage) = &spec.object_storage {
+        injected.extend(object_storage_env(storage));
+    }
+    let mut env: Vec<EnvVar> = spec
+        .env
+        .iter()
+        .filter(|e| !injected.iter().any(|i| i.name == e.name))
+        .cloned()
+        .collect();
+    env.extend(injected);
+    Ok(env)
+}
+
+/// The Secret and key holding the session store URL, if there is a store.
+fn session_secret(ctx: &Context<'_>) -> Result<Option<(String, String)>, BuildError> {
+    let spec = &ctx.app.spec;
+    Ok(match spec.session_store_type() {
         SessionStoreType::None => None,
         SessionStoreType::Managed => Some((names::redis_secret(ctx.name), "url".to_string())),
         SessionStoreType::External => {
@@ -173,18 +194,44 @@ fn env(ctx: &Context<'_>) -> Result<Vec<EnvVar>, BuildError> {
             })?;
             Some((secret.name.clone(), secret.key.clone()))
         }
-    };
-    let Some((secret_name, key)) = secret else {
-        return Ok(spec.env.clone());
-    };
-    let mut env: Vec<EnvVar> = spec
-        .env
-        .iter()
-        .filter(|e| e.name != url_var)
-        .cloned()
-        .collect();
-    env.push(EnvVar {
-        name: url_var.to_string(),
+    })
+}
+
+/// The variables S3 SDKs read: the key pair from its Secret, the rest as
+/// values (a bucket, an endpoint and a region are not secrets).
+fn object_storage_env(storage: &ObjectStorageSpec) -> Vec<EnvVar> {
+    let credentials = &storage.credentials;
+    let secret = &credentials.secret_name;
+    let mut env = vec![
+        from_secret(
+            storage_env::ACCESS_KEY_ID,
+            secret.clone(),
+            credentials.access_key_id_key.clone(),
+        ),
+        from_secret(
+            storage_env::SECRET_ACCESS_KEY,
+            secret.clone(),
+            credentials.secret_access_key_key.clone(),
+        ),
+    ];
+    if let Some(region) = &storage.region {
+        env.push(value(storage_env::REGION, region));
+        env.push(value(storage_env::DEFAULT_REGION, region));
+    }
+    if let Some(endpoint) = &storage.endpoint {
+        env.push(value(storage_env::ENDPOINT_URL_S3, endpoint));
+        env.push(value(storage_env::ENDPOINT, endpoint));
+    }
+    env.push(value(storage_env::BUCKET, &storage.bucket));
+    if storage.force_path_style {
+        env.push(value(storage_env::FORCE_PATH_STYLE, "true"));
+    }
+    env
+}
+
+fn from_secret(name: &str, secret_name: String, key: String) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
         value: None,
         value_from: Some(EnvVarSource {
             secret_key_ref: Some(SecretKeySelector {
@@ -194,8 +241,15 @@ fn env(ctx: &Context<'_>) -> Result<Vec<EnvVar>, BuildError> {
             }),
             ..EnvVarSource::default()
         }),
-    });
-    Ok(env)
+    }
+}
+
+fn value(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        value_from: None,
+    }
 }
 
 fn container_port(port: &AppPort) -> ContainerPort {
@@ -497,6 +551,74 @@ mod tests {
         assert_eq!(
             got["spec"]["template"]["spec"]["containers"][0]["env"],
             json!([{"name": "REDIS_URL", "value": "redis://cache:6379"}])
+        );
+    }
+
+    #[test]
+    fn object_storage_env_is_the_sdk_variables_with_keys_from_the_secret() {
+        let app = app(json!({
+            "image": "x",
+            "env": [
+                {"name": "S3_BUCKET", "value": "old"},
+                {"name": "AWS_REGION", "value": "us-east-1"},
+                {"name": "LOG_LEVEL", "value": "info"}
+            ],
+            "sessionStore": {"type": "none"},
+            "objectStorage": {
+                "bucket": "shop-uploads",
+                "endpoint": "http://minio.storage:9000",
+                "region": "eu-west-1",
+                "forcePathStyle": true,
+                "credentials": {"secretName": "shop-s3", "accessKeyIdKey": "id"}
+            }
+        }));
+        let got = deployment(&app, &BuildInputs::default());
+        let key = |name: &str, key: &str| {
+            json!({
+                "name": name,
+                "valueFrom": {"secretKeyRef": {"name": "shop-s3", "key": key}}
+            })
+        };
+        let value = |name: &str, value: &str| json!({"name": name, "value": value});
+        assert_eq!(
+            got["spec"]["template"]["spec"]["containers"][0]["env"],
+            json!([
+                value("LOG_LEVEL", "info"),
+                key("AWS_ACCESS_KEY_ID", "id"),
+                key("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+                value("AWS_REGION", "eu-west-1"),
+                value("AWS_DEFAULT_REGION", "eu-west-1"),
+                value("AWS_ENDPOINT_URL_S3", "http://minio.storage:9000"),
+                value("S3_ENDPOINT", "http://minio.storage:9000"),
+                value("S3_BUCKET", "shop-uploads"),
+                value("S3_FORCE_PATH_STYLE", "true")
+            ])
+        );
+    }
+
+    #[test]
+    fn object_storage_without_endpoint_or_region_keeps_the_users_region() {
+        let app = app(json!({
+            "image": "x",
+            "env": [{"name": "AWS_REGION", "value": "us-east-2"}],
+            "objectStorage": {"bucket": "uploads", "credentials": {"secretName": "s3"}}
+        }));
+        let got = deployment(&app, &BuildInputs::default());
+        let names: Vec<&str> = got["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "AWS_REGION",
+                "REDIS_URL",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "S3_BUCKET"
+            ]
         );
     }
 

@@ -12,6 +12,7 @@ pub mod compliance;
 pub mod config_hash;
 pub mod events;
 pub mod leader;
+mod object_storage;
 pub mod observe;
 mod reconcile;
 pub mod recorder;
@@ -86,6 +87,26 @@ pub enum Error {
     },
 
     #[error(
+        "the object storage Secret {namespace}/{name} named in spec.objectStorage.credentials.secretName does not exist; create it with the access key id under key {access_key_id_key:?} and the secret access key under key {secret_access_key_key:?}"
+    )]
+    ObjectStorageSecretNotFound {
+        namespace: String,
+        name: String,
+        access_key_id_key: String,
+        secret_access_key_key: String,
+    },
+
+    #[error(
+        "the object storage Secret {namespace}/{name} has no key {key:?} ({field}); add it, or set {field} to the key that holds it"
+    )]
+    ObjectStorageSecretKeyMissing {
+        namespace: String,
+        name: String,
+        key: String,
+        field: &'static str,
+    },
+
+    #[error(
         "Secret {namespace}/{name} already exists and is not controlled by this StatelessApp; the operator will not take it over. Rename or delete it, or use sessionStore.type: external"
     )]
     SecretConflict { namespace: String, name: String },
@@ -155,6 +176,8 @@ impl Error {
             Error::Serialize { .. } => "InternalError",
             Error::ExternalSecretNotFound { .. } => "ExternalSecretNotFound",
             Error::ExternalSecretKeyMissing { .. } => "ExternalSecretKeyMissing",
+            Error::ObjectStorageSecretNotFound { .. } => "ObjectStorageSecretNotFound",
+            Error::ObjectStorageSecretKeyMissing { .. } => "ObjectStorageSecretKeyMissing",
             Error::SecretConflict { .. } => "SecretConflict",
             Error::ChildConflict { .. } => "ChildConflict",
             Error::ManagedSecretIncomplete { .. } => "ManagedSecretIncomplete",

@@ -21,7 +21,7 @@ use super::apply::{Applied, apply, may_write};
 use super::cache::Cache;
 use super::compliance;
 use super::status::{self, Observation, Observed};
-use super::{Context, Error, config_hash, events, observe, session_store};
+use super::{Context, Error, config_hash, events, object_storage, observe, session_store};
 use crate::build::{self, BuildInputs, FIELD_MANAGER, is_controlled_by, names};
 use crate::crd::{SessionStoreStatus, SessionStoreType, StatelessApp};
 
@@ -126,6 +126,7 @@ async fn converge(
         }
     };
     let referenced = observe::referenced(ctx, app, namespace).await?;
+    object_storage::check_credentials(app, namespace, &referenced)?;
     let config_hash = config_hash::of_referenced_config(&ctx.hash_key, &referenced);
     let config_maps: Vec<_> = referenced
         .iter()

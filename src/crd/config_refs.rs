@@ -73,9 +73,9 @@ impl fmt::Display for ConfigRef {
 impl StatelessApp {
     /// Every ConfigMap and Secret the app's pods reference, sorted by kind
     /// then name, without duplicates: env `valueFrom`, `envFrom`, `configMap`,
-    /// `secret` and `projected` volumes, and the Secret holding the session
-    /// store URL (`<name>-redis` when managed, `external.secretRef` when
-    /// external). References marked `optional` are listed too; a missing
+    /// `secret` and `projected` volumes, the object storage credentials, and
+    /// the Secret holding the session store URL (`<name>-redis` when
+    /// managed, `external.secretRef` when external). References marked `optional` are listed too; a missing
     /// optional object simply hashes as absent.
     pub fn referenced_config(&self) -> Vec<ConfigRef> {
         let mut refs = self.spec.referenced_config_set();
@@ -97,10 +97,14 @@ impl StatelessApp {
 }
 
 impl StatelessAppSpec {
-    /// ConfigMaps and Secrets named in `env`, `envFrom` and `volumes`
-    /// (not the session store Secret, which depends on the app's name).
+    /// ConfigMaps and Secrets named in `env`, `envFrom`, `volumes` and
+    /// `objectStorage.credentials` (not the session store Secret, which
+    /// depends on the app's name).
     pub fn referenced_config_set(&self) -> BTreeSet<ConfigRef> {
         let mut refs = BTreeSet::new();
+        if let Some(storage) = &self.object_storage {
+            refs.insert(ConfigRef::secret(storage.credentials.secret_name.clone()));
+        }
         self.env.iter().for_each(|e| env_refs(e, &mut refs));
         self.env_from
             .iter()

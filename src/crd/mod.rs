@@ -16,6 +16,7 @@
 //! disks without `policy.allowPersistentVolumes`, see [`volumes`]).
 
 mod config_refs;
+pub mod object_storage;
 mod spec;
 mod status;
 pub mod volumes;
@@ -26,6 +27,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 
 pub use config_refs::{ConfigKind, ConfigRef};
+pub use object_storage::{ObjectStorageCredentials, ObjectStorageSpec};
 pub use spec::*;
 pub use status::{
     MAX_STATUS_VIOLATIONS, SessionStoreStatus, StatelessAppStatus, Violation, condition_types,

@@ -19,6 +19,7 @@ use kube::CustomResource;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+use super::object_storage::ObjectStorageSpec;
 use super::status::StatelessAppStatus;
 
 /// Longest `metadata.name` a StatelessApp may have.
@@ -182,6 +183,10 @@ pub struct StatelessAppSpec {
     /// Where user sessions live instead of in pod memory or disk: a Redis managed by the operator (default), an external store given by a Secret, or none for applications without sessions.
     #[serde(default)]
     pub session_store: SessionStoreSpec,
+
+    /// An existing S3-compatible bucket for uploads and other files, instead of a directory on a pod's disk: its name, endpoint, region and the Secret with its access keys, injected into every container as the variables S3 SDKs read (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3, S3_BUCKET, S3_ENDPOINT, S3_FORCE_PATH_STYLE). Unset injects nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_storage: Option<Box<ObjectStorageSpec>>,
 
     /// How the statelessness rules are enforced for this application.
     #[serde(default)]
@@ -655,6 +660,7 @@ impl Default for StatelessAppSpec {
             autoscaling: AutoscalingSpec::default(),
             service: ServiceSpec::default(),
             session_store: SessionStoreSpec::default(),
+            object_storage: None,
             policy: PolicySpec::default(),
         }
     }

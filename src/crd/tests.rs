@@ -148,6 +148,10 @@ fn cel_rules_and_messages() {
                 ".spec.autoscaling.targetMemoryUtilizationPercentage",
                 "self >= 1 && self <= 100"
             ),
+            (
+                ".spec.objectStorage.endpoint",
+                "self.startsWith('https://') || self.startsWith('http://')"
+            ),
             (".spec.ports", "self.size() >= 1"),
             (".spec.ports[].containerPort", "self >= 1 && self <= 65535"),
             (".spec.replicas", "self.min >= 1"),
@@ -378,6 +382,11 @@ fn full_example_sets_every_field() {
             "sessionStore.managed.persistence",
             &spec_schema["properties"]["sessionStore"]["properties"]["managed"]["properties"]["persistence"],
         ),
+        ("objectStorage", &spec_schema["properties"]["objectStorage"]),
+        (
+            "objectStorage.credentials",
+            &spec_schema["properties"]["objectStorage"]["properties"]["credentials"],
+        ),
         ("policy", &spec_schema["properties"]["policy"]),
     ];
     for (path, struct_schema) in own_structs {
@@ -421,17 +430,19 @@ fn full_example_sets_every_field() {
         value["ports"][0]["protocol"].is_string(),
         "set a port protocol"
     );
-    // The ConfigMap the app reads is defined in the same file.
+    // The ConfigMaps and Secrets the app reads are defined in the same file
+    // (but for the managed session store's, which the operator creates).
     let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).expect("parses");
-    let config_maps: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "ConfigMap").collect();
+    let managed_secret =
+        crate::build::names::redis_secret(app.metadata.name.as_deref().unwrap_or_default());
     for reference in app.referenced_config() {
-        if reference.kind == ConfigKind::ConfigMap {
-            assert!(
-                config_maps
-                    .iter()
-                    .any(|cm| cm["metadata"]["name"] == reference.name.as_str()),
-                "examples/full.yaml references {reference} without defining it"
-            );
+        if reference.kind == ConfigKind::Secret && reference.name == managed_secret {
+            continue;
         }
+        assert!(
+            docs.iter().any(|d| d["kind"] == reference.kind.as_str()
+                && d["metadata"]["name"] == reference.name.as_str()),
+            "examples/full.yaml references {reference} without defining it"
+        );
     }
 }

@@ -284,7 +284,9 @@ pub static CATALOGUE: [RuleInfo; 10] = [
               may 404; an `emptyDir` loses it on every rolling deploy and a `ReadWriteOnce` \
               claim pins the app to one node.",
         remediation: "Store uploads and media in object storage (S3, GCS, MinIO) and serve them \
-                      from there or a CDN.",
+                      from there or a CDN. On a StatelessApp, set `spec.objectStorage`: the \
+                      operator injects the bucket, endpoint, region and the Secret's access keys \
+                      as the variables S3 SDKs read (`S3_BUCKET`, `AWS_ACCESS_KEY_ID`, ...).",
         detects: "A writable `emptyDir`, `hostPath`, ephemeral or non-`ReadWriteMany` \
                   `persistentVolumeClaim` volume mounted at an upload path (patterns below, \
                   extendable with `--upload-path`), or an environment variable that points \
