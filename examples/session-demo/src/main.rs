@@ -4,8 +4,10 @@
 //! for contrast, in its own memory (`--session-store memory`, the
 //! anti-pattern); `load` drives it as many browsers behind a balancer and
 //! counts the sessions lost; `redis-ping` proves the pod reaches Redis
-//! through the URL the operator gave it.
+//! through the URL the operator gave it (in an environment variable, or in a
+//! service binding); `binding` shows what a service binding holds.
 
+mod binding;
 mod load;
 mod memory_store;
 mod redis_store;
@@ -22,6 +24,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum, value_parser};
 use tracing_subscriber::EnvFilter;
 
+use binding::{Binding, BindingError};
 use memory_store::MemoryStore;
 use redis_store::{Store, StoreError};
 use server::{AppState, Sessions};
@@ -50,6 +53,8 @@ enum Command {
     Serve(ServeArgs),
     /// Connect with the URL (AUTH, SELECT), send PING, print PONG.
     RedisPing(RedisArgs),
+    /// Print a service binding's entries as JSON, secret ones as their length.
+    Binding(BindingArgs),
     /// Drive a session-demo with N clients and count what users would notice.
     ///
     /// Each client has its own session cookie and sends GET requests one after
@@ -74,8 +79,8 @@ enum Command {
 /// Where `serve` keeps the sessions.
 #[derive(Clone, Copy, ValueEnum)]
 enum StoreKind {
-    /// Redis, at the URL in the variable named by --redis-url-env: every
-    /// replica sees every session.
+    /// Redis, at the URL in the variable named by --redis-url-env (or in the
+    /// binding named by --redis-binding): every replica sees every session.
     Redis,
     /// This process's memory: lost with the pod, unknown to the other
     /// replicas (the anti-pattern, for contrast).
@@ -115,6 +120,40 @@ struct RedisArgs {
     /// (redis://:PASSWORD@host:port/db).
     #[arg(long, env = "REDIS_URL_ENV", default_value = "REDIS_URL")]
     redis_url_env: String,
+    /// Read the Redis URL from this service binding instead
+    /// ($SERVICE_BINDING_ROOT/NAME/uri, a binding of type redis).
+    #[arg(long, env = "REDIS_BINDING", value_name = "NAME")]
+    redis_binding: Option<String>,
+}
+
+impl RedisArgs {
+    /// The store at the URL these options name.
+    fn store(&self) -> Result<Store, StoreError> {
+        let Some(name) = &self.redis_binding else {
+            return Store::from_env(&self.redis_url_env);
+        };
+        let uri = Binding::open(name)
+            .and_then(|b| b.of_type("redis"))
+            .and_then(|b| b.entry("uri"))
+            .map_err(|e| StoreError::Binding {
+                reason: e.to_string(),
+            })?;
+        Store::from_url(&format!("binding {name}"), &uri)
+    }
+
+    /// Where the URL comes from, for logs.
+    fn source(&self) -> String {
+        match &self.redis_binding {
+            Some(name) => format!("binding {name}"),
+            None => self.redis_url_env.clone(),
+        }
+    }
+}
+
+#[derive(Args)]
+struct BindingArgs {
+    /// The binding's name: its directory under $SERVICE_BINDING_ROOT.
+    name: String,
 }
 
 #[derive(Args)]
@@ -152,6 +191,10 @@ enum DemoError {
     Runtime(#[source] io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Binding(#[from] BindingError),
+    #[error("cannot encode the binding: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
 fn main() -> ExitCode {
@@ -167,6 +210,13 @@ fn main() -> ExitCode {
         Some(Command::RedisPing(args)) => match runtime.block_on(redis_ping(&args)) {
             Ok(reply) => {
                 println!("{reply}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Some(Command::Binding(args)) => match show_binding(&args) {
+            Ok(json) => {
+                println!("{json}");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e),
@@ -223,14 +273,31 @@ fn run_serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> ExitCode {
 }
 
 async fn redis_ping(args: &RedisArgs) -> Result<String, DemoError> {
-    let store = Store::from_env(&args.redis_url_env)?;
+    let store = args.store()?;
     Ok(store.ping(PING_TIMEOUT).await?)
+}
+
+/// The binding's entries; a secret one shows as its length only.
+fn show_binding(args: &BindingArgs) -> Result<String, DemoError> {
+    let entries: serde_json::Map<String, serde_json::Value> = Binding::open(&args.name)?
+        .entries()?
+        .into_iter()
+        .map(|(name, value)| {
+            let shown = if binding::is_secret(&name) {
+                format!("<secret, {} bytes>", value.len())
+            } else {
+                value
+            };
+            (name, serde_json::Value::String(shown))
+        })
+        .collect();
+    serde_json::to_string(&entries).map_err(DemoError::Encode)
 }
 
 async fn serve(args: ServeArgs) -> Result<(), DemoError> {
     let pod = pod_name();
     let sessions = Arc::new(match args.session_store {
-        StoreKind::Redis => Sessions::Redis(Store::from_env(&args.redis.redis_url_env)),
+        StoreKind::Redis => Sessions::Redis(args.redis.store()),
         StoreKind::Memory => Sessions::Memory(MemoryStore::new(
             Duration::from_secs(session::TTL_SECONDS.unsigned_abs()),
             memory_store::CAPACITY,
@@ -252,7 +319,7 @@ async fn serve(args: ServeArgs) -> Result<(), DemoError> {
         Sessions::Memory(_) => {
             tracing::info!(listen = %args.listen, store = "memory", pod = %pod, "session-demo started");
             tracing::warn!(
-                redis_url_env = %args.redis.redis_url_env,
+                redis_url = %args.redis.source(),
                 "sessions are kept in this process's memory: they are lost with the pod and \
                  unknown to the other replicas (the anti-pattern, for contrast); the Redis URL is ignored"
             );

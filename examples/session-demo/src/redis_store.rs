@@ -22,6 +22,8 @@ pub enum StoreError {
     UrlNotSet { var: String },
     #[error("{var} is not valid UTF-8")]
     UrlNotUnicode { var: String },
+    #[error("{reason}")]
+    Binding { reason: String },
     #[error("{var} is not a usable Redis URL: {reason}")]
     InvalidUrl { var: String, reason: String },
     #[error("Redis at {target}: {reason}")]
