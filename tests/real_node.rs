@@ -246,6 +246,76 @@ async fn examples_run_for_real_and_reach_their_session_store() {
         assert!(last.trim().ends_with("PONG"), "{app}: {last}");
     }
 
+    // demo-full's service bindings (spec.serviceBindings): the kubelet
+    // projected the files, the demo serves with the URL from
+    // /bindings/session-store/uri, and the same binding reaches Redis from a
+    // shell-less exec; the bucket's binding has its values and its keys.
+    let binding_ping = real_node::kubectl(&[
+        "-n",
+        &ns.name,
+        "exec",
+        "deploy/demo-full",
+        "--",
+        "session-demo",
+        "redis-ping",
+        "--redis-binding",
+        "session-store",
+    ]);
+    assert_eq!(
+        binding_ping.stdout.trim(),
+        "PONG",
+        "through the binding: {}{}",
+        binding_ping.stdout,
+        binding_ping.stderr
+    );
+    let storage = kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "exec",
+        "deploy/demo-full",
+        "--",
+        "session-demo",
+        "binding",
+        "object-storage",
+    ]);
+    let storage: serde_json::Value = serde_json::from_str(storage.trim())
+        .unwrap_or_else(|e| panic!("binding object-storage is JSON ({e}): {storage}"));
+    for (entry, value) in [
+        ("type", "s3"),
+        ("bucket", "demo-full-uploads"),
+        ("region", "eu-west-1"),
+        ("endpoint", "http://minio.storage.svc:9000"),
+        ("force-path-style", "true"),
+        // The example Secret's values, shown by length only.
+        ("access-key-id", "<secret, 15 bytes>"),
+        ("secret-access-key", "<secret, 15 bytes>"),
+    ] {
+        assert_eq!(
+            storage[entry],
+            json!(value),
+            "object-storage/{entry}: {storage}"
+        );
+    }
+    let session = kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "exec",
+        "deploy/demo-full",
+        "--",
+        "session-demo",
+        "binding",
+        "session-store",
+    ]);
+    let session: serde_json::Value = serde_json::from_str(session.trim())
+        .unwrap_or_else(|e| panic!("binding session-store is JSON ({e}): {session}"));
+    assert_eq!(session["type"], json!("redis"), "{session}");
+    assert_eq!(
+        session["host"],
+        json!(format!("demo-full-redis.{}.svc", ns.name)),
+        "{session}"
+    );
+    assert_eq!(session["username"], json!("app"), "{session}");
+
     // kubectl logs reaches the kubelet: the app logged its start.
     let logs = kubectl_ok(&["-n", &ns.name, "logs", "deploy/demo"]);
     assert!(logs.contains("session-demo started"), "app log: {logs}");

@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::bindings::{self, Projection};
 use super::{BuildError, BuildInputs, CONFIG_HASH_ANNOTATION, Context, labels, names};
 use crate::crd::object_storage::env as storage_env;
 use crate::crd::{AppPort, ObjectStorageSpec, Protocol, SessionStoreType};
@@ -31,10 +32,15 @@ pub const TMP_SIZE_LIMIT: &str = "64Mi";
 /// Build the app Deployment.
 pub(crate) fn build(ctx: &Context<'_>, inputs: &BuildInputs) -> Result<Deployment, BuildError> {
     let selector = labels::app_selector(ctx.name);
-    let annotations = inputs
-        .config_hash
+    let bindings = bindings::projection(ctx)?;
+    let mut annotations = bindings
         .as_ref()
-        .map(|hash| BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), hash.clone())]));
+        .map(|b| b.annotations.clone())
+        .unwrap_or_default();
+    if let Some(hash) = &inputs.config_hash {
+        annotations.insert(CONFIG_HASH_ANNOTATION.to_string(), hash.clone());
+    }
+    let annotations = (!annotations.is_empty()).then_some(annotations);
     Ok(Deployment {
         metadata: ctx.meta(names::app(ctx.name), labels::app(ctx.name)),
         spec: Some(DeploymentSpec {
@@ -63,7 +69,7 @@ pub(crate) fn build(ctx: &Context<'_>, inputs: &BuildInputs) -> Result<Deploymen
                     annotations,
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(ctx, selector)?),
+                spec: Some(pod_spec(ctx, selector, bindings.as_ref())?),
             },
             ..DeploymentSpec::default()
         }),
@@ -71,7 +77,11 @@ pub(crate) fn build(ctx: &Context<'_>, inputs: &BuildInputs) -> Result<Deploymen
     })
 }
 
-fn pod_spec(ctx: &Context<'_>, selector: BTreeMap<String, String>) -> Result<PodSpec, BuildError> {
+fn pod_spec(
+    ctx: &Context<'_>,
+    selector: BTreeMap<String, String>,
+    bindings: Option<&Projection>,
+) -> Result<PodSpec, BuildError> {
     let spec = &ctx.app.spec;
     let primary = ctx.primary_port()?;
     // The user may bring their own /tmp; otherwise give the read-only root
@@ -100,6 +110,10 @@ fn pod_spec(ctx: &Context<'_>, selector: BTreeMap<String, String>) -> Result<Pod
     }
     volumes.extend(spec.volumes.iter().cloned());
     mounts.extend(spec.volume_mounts.iter().cloned());
+    if let Some(bindings) = bindings {
+        volumes.push(bindings.volume.clone());
+        mounts.push(bindings.mount.clone());
+    }
 
     let container = Container {
         name: APP_CONTAINER.into(),
@@ -108,7 +122,7 @@ fn pod_spec(ctx: &Context<'_>, selector: BTreeMap<String, String>) -> Result<Pod
         command: spec.command.clone(),
         args: spec.args.clone(),
         ports: Some(spec.ports.iter().map(container_port).collect()),
-        env: non_empty(env(ctx)?),
+        env: non_empty(env(ctx, bindings)?),
         env_from: non_empty(spec.env_from.clone()),
         resources: spec.resources.as_deref().cloned(),
         readiness_probe: Some(
@@ -156,11 +170,11 @@ fn pod_spec(ctx: &Context<'_>, selector: BTreeMap<String, String>) -> Result<Pod
     })
 }
 
-/// The user's env, then the session store URL and the object storage
-/// variables. A user variable with the name of one the operator sets is
-/// dropped: the session store and object storage configuration is
-/// authoritative.
-fn env(ctx: &Context<'_>) -> Result<Vec<EnvVar>, BuildError> {
+/// The user's env, then the session store URL, the object storage variables
+/// and the bindings' root. A user variable with the name of one the operator
+/// sets is dropped: the session store, object storage and bindings
+/// configuration is authoritative.
+fn env(ctx: &Context<'_>, bindings: Option<&Projection>) -> Result<Vec<EnvVar>, BuildError> {
     let spec = &ctx.app.spec;
     let mut injected = Vec::new();
     if let Some((secret_name, key)) = session_secret(ctx)? {
@@ -168,6 +182,9 @@ fn env(ctx: &Context<'_>) -> Result<Vec<EnvVar>, BuildError> {
     }
     if let Some(storage) = &spec.object_storage {
         injected.extend(object_storage_env(storage));
+    }
+    if let Some(bindings) = bindings {
+        injected.push(value(bindings::ROOT_ENV, &bindings.root));
     }
     let mut env: Vec<EnvVar> = spec
         .env

@@ -9,8 +9,10 @@
 //! produces byte-identical objects and an unchanged app causes no writes.
 //!
 //! One module per child kind: [`deployment`], [`service`], [`hpa`], [`pdb`]
-//! for the app itself, [`redis`] for the managed session store.
+//! for the app itself, [`redis`] for the managed session store; [`bindings`]
+//! is the part of the app's pod template that projects service bindings.
 
+pub mod bindings;
 pub mod deployment;
 pub mod hpa;
 pub mod labels;

@@ -15,6 +15,7 @@
 //! only with type managed, and no node-local volumes (nor claims or network
 //! disks without `policy.allowPersistentVolumes`, see [`volumes`]).
 
+pub mod bindings;
 mod config_refs;
 pub mod object_storage;
 mod spec;
@@ -26,6 +27,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
+pub use bindings::ServiceBindingsSpec;
 pub use config_refs::{ConfigKind, ConfigRef};
 pub use object_storage::{ObjectStorageCredentials, ObjectStorageSpec};
 pub use spec::*;

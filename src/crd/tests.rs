@@ -159,6 +159,10 @@ fn cel_rules_and_messages() {
             (".spec.runAsUser", "self >= 1"),
             (".spec.service.port", "self >= 1 && self <= 65535"),
             (
+                ".spec.serviceBindings.root",
+                "self != '/tmp' && !self.startsWith('/tmp/')"
+            ),
+            (
                 ".spec.sessionStore",
                 "self.type != 'external' || (has(self.external) && has(self.external.secretRef))"
             ),
@@ -386,6 +390,10 @@ fn full_example_sets_every_field() {
         (
             "objectStorage.credentials",
             &spec_schema["properties"]["objectStorage"]["properties"]["credentials"],
+        ),
+        (
+            "serviceBindings",
+            &spec_schema["properties"]["serviceBindings"],
         ),
         ("policy", &spec_schema["properties"]["policy"]),
     ];
