@@ -268,18 +268,21 @@ async fn examples_run_for_real_and_reach_their_session_store() {
         binding_ping.stdout,
         binding_ping.stderr
     );
-    let storage = kubectl_ok(&[
-        "-n",
-        &ns.name,
-        "exec",
-        "deploy/demo-full",
-        "--",
-        "session-demo",
-        "binding",
-        "object-storage",
-    ]);
-    let storage: serde_json::Value = serde_json::from_str(storage.trim())
-        .unwrap_or_else(|e| panic!("binding object-storage is JSON ({e}): {storage}"));
+    let binding = |name: &str| {
+        let out = kubectl_ok(&[
+            "-n",
+            &ns.name,
+            "exec",
+            "deploy/demo-full",
+            "--",
+            "session-demo",
+            "binding",
+            name,
+        ]);
+        serde_json::from_str::<serde_json::Value>(out.trim())
+            .unwrap_or_else(|e| panic!("binding {name} is JSON ({e}): {out}"))
+    };
+    let storage = binding("object-storage");
     for (entry, value) in [
         ("type", "s3"),
         ("bucket", "demo-full-uploads"),
@@ -296,18 +299,7 @@ async fn examples_run_for_real_and_reach_their_session_store() {
             "object-storage/{entry}: {storage}"
         );
     }
-    let session = kubectl_ok(&[
-        "-n",
-        &ns.name,
-        "exec",
-        "deploy/demo-full",
-        "--",
-        "session-demo",
-        "binding",
-        "session-store",
-    ]);
-    let session: serde_json::Value = serde_json::from_str(session.trim())
-        .unwrap_or_else(|e| panic!("binding session-store is JSON ({e}): {session}"));
+    let session = binding("session-store");
     assert_eq!(session["type"], json!("redis"), "{session}");
     assert_eq!(
         session["host"],
