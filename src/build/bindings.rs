@@ -170,7 +170,7 @@ fn session_store_entries(ctx: &Context<'_>) -> Result<Vec<Entry>, BuildError> {
         SessionStoreType::None => Vec::new(),
         SessionStoreType::Managed => {
             let secret = names::redis_secret(ctx.name);
-            let host = format!("{}.{}.svc", names::redis(ctx.name), ctx.namespace);
+            let host = names::redis_host(ctx.name, ctx.namespace);
             vec![
                 Entry::value(B, "type", "redis"),
                 Entry::value(B, "provider", MANAGED_PROVIDER),

@@ -13,6 +13,11 @@ pub fn redis(app_name: &str) -> String {
     format!("{app_name}-redis")
 }
 
+/// The managed Redis Service's DNS name, as the app's pods reach it.
+pub fn redis_host(app_name: &str, namespace: &str) -> String {
+    format!("{}.{namespace}.svc", redis(app_name))
+}
+
 /// The managed Redis PersistentVolumeClaim (only with persistence enabled).
 pub fn redis_data(app_name: &str) -> String {
     format!("{app_name}-redis-data")

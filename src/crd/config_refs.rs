@@ -75,8 +75,9 @@ impl StatelessApp {
     /// then name, without duplicates: env `valueFrom`, `envFrom`, `configMap`,
     /// `secret` and `projected` volumes, the object storage credentials, and
     /// the Secret holding the session store URL (`<name>-redis` when
-    /// managed, `external.secretRef` when external). References marked `optional` are listed too; a missing
-    /// optional object simply hashes as absent.
+    /// managed, `external.secretRef` when external). References marked
+    /// `optional` are listed too; a missing optional object simply hashes as
+    /// absent.
     pub fn referenced_config(&self) -> Vec<ConfigRef> {
         let mut refs = self.spec.referenced_config_set();
         match self.spec.session_store_type() {

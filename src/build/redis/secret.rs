@@ -82,9 +82,9 @@ pub fn acl_file(password: &str) -> String {
 /// valid URL.
 pub fn redis_url(name: &str, namespace: &str, password: &str) -> String {
     format!(
-        "redis://{REDIS_USER}:{}@{}.{namespace}.svc:{REDIS_PORT}/0",
+        "redis://{REDIS_USER}:{}@{}:{REDIS_PORT}/0",
         percent_encode(password),
-        names::redis(name)
+        names::redis_host(name, namespace)
     )
 }
 
