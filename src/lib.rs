@@ -9,6 +9,7 @@
 //! - [`controller`]: observe → validate → build → apply → status.
 //! - [`webhook`]: validating admission on top of [`rules`].
 //! - [`identity`]: the operator's own API username (the webhook's one exemption).
+//! - [`signing_keys`]: the pure JWT signing key set of `identity.jwt` and its rotation.
 //! - [`watch`]: the list+watch streams of both, each with its own backoff.
 //! - [`cli`]: the `stateless-operator` subcommands.
 
@@ -22,5 +23,6 @@ pub mod identity;
 pub mod lint;
 pub mod metrics;
 pub mod rules;
+pub mod signing_keys;
 pub mod watch;
 pub mod webhook;

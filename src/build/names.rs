@@ -28,6 +28,17 @@ pub fn redis_secret(app_name: &str) -> String {
     redis(app_name)
 }
 
+/// The Secret with the app's JWT signing keys (identity.jwt), mounted into its pods.
+pub fn signing_keys(app_name: &str) -> String {
+    format!("{app_name}-jwt")
+}
+
+/// The same keys while the Secret is being replaced at a rotation: written
+/// first, so that no crash between the delete and the create loses a key.
+pub fn signing_keys_staged(app_name: &str) -> String {
+    format!("{app_name}-jwt-next")
+}
+
 /// Longest child-name suffix; with it a child name is at most 63 characters.
 pub const LONGEST_SUFFIX: &str = "-redis-data";
 
@@ -44,6 +55,8 @@ mod tests {
             redis(&name),
             redis_data(&name),
             redis_secret(&name),
+            signing_keys(&name),
+            signing_keys_staged(&name),
         ] {
             assert!(child.len() <= 63, "{child} is {} long", child.len());
         }

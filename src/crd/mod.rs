@@ -17,6 +17,7 @@
 
 pub mod bindings;
 mod config_refs;
+pub mod identity;
 pub mod object_storage;
 mod spec;
 mod status;
@@ -29,6 +30,7 @@ use kube::CustomResourceExt;
 
 pub use bindings::ServiceBindingsSpec;
 pub use config_refs::{ConfigKind, ConfigRef};
+pub use identity::{IdentitySpec, JwtAlgorithm, JwtSpec};
 pub use object_storage::{ObjectStorageCredentials, ObjectStorageSpec};
 pub use spec::*;
 pub use status::{
