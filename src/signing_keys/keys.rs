@@ -135,7 +135,7 @@ pub fn generate(algorithm: JwtAlgorithm) -> Result<Generated, SigningKeyError> {
 /// lexicographic order, without whitespace.
 pub fn thumbprint(public: &Value) -> Result<String, SigningKeyError> {
     let required: &[&str] = match public.get("kty").and_then(Value::as_str) {
-        Some("OKP") | Some("EC") if public.get("y").is_none() => &["crv", "kty", "x"],
+        Some("OKP") => &["crv", "kty", "x"],
         Some("EC") => &["crv", "kty", "x", "y"],
         Some("RSA") => &["e", "kty", "n"],
         other => {
@@ -197,6 +197,14 @@ mod tests {
             thumbprint(&key).expect("thumbprint"),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
+    }
+
+    #[test]
+    fn a_public_key_missing_a_required_member_has_no_thumbprint() {
+        let ec_without_y = json!({"kty": "EC", "crv": "P-256", "x": "AA"});
+        let err = thumbprint(&ec_without_y).expect_err("refused");
+        assert!(err.to_string().contains("\"y\""), "{err}");
+        assert!(thumbprint(&json!({"kty": "oct", "k": "AA"})).is_err());
     }
 
     #[test]
