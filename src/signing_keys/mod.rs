@@ -21,11 +21,15 @@ pub mod keys;
 
 use std::collections::BTreeMap;
 
+use std::sync::LazyLock;
+
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::crd::identity::DURATION_PATTERN;
 use crate::crd::{JwtAlgorithm, JwtSpec};
 pub use keys::{Generated, PrivateMaterial};
 
@@ -125,32 +129,28 @@ impl Policy {
     }
 }
 
-/// A duration as the CRD accepts it ([`crate::crd::identity::DURATION_PATTERN`]):
-/// hours, minutes and seconds, each optional, in that order, as Go writes them.
+/// [`DURATION_PATTERN`], the CRD's own pattern, with a group per unit.
+static DURATION: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(DURATION_PATTERN).ok());
+
+/// A duration as the CRD accepts it ([`DURATION_PATTERN`]): hours, minutes
+/// and seconds, each optional, in that order, as Go writes them.
 pub fn parse_duration(field: &'static str, value: &str) -> Result<SignedDuration, SigningKeyError> {
     let bad = || SigningKeyError::BadDuration {
         field,
         value: value.into(),
     };
-    let mut rest = value;
+    let units = DURATION
+        .as_ref()
+        .and_then(|re| re.captures(value))
+        .filter(|_| !value.is_empty())
+        .ok_or_else(bad)?;
     let mut total: i64 = 0;
-    let mut seen_unit = 0;
-    for (rank, (unit, seconds)) in [('h', 3600i64), ('m', 60), ('s', 1)]
-        .into_iter()
-        .enumerate()
-    {
-        let Some(at) = rest.find(unit) else { continue };
-        let digits = &rest[..at];
-        if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
+    for (group, seconds) in [(1, 3600), (2, 60), (3, 1)] {
+        if let Some(unit) = units.get(group) {
+            // The pattern allows at most six digits and the unit letter.
+            let digits = unit.as_str().trim_end_matches(['h', 'm', 's']);
+            total += digits.parse::<i64>().map_err(|_| bad())? * seconds;
         }
-        let n: i64 = digits.parse().map_err(|_| bad())?;
-        total += n * seconds;
-        rest = &rest[at + 1..];
-        seen_unit = rank + 1;
-    }
-    if seen_unit == 0 || !rest.is_empty() {
-        return Err(bad());
     }
     Ok(SignedDuration::from_secs(total))
 }
@@ -246,13 +246,13 @@ impl Schedule {
         }
         plan.replace_next = self.next.alg != policy.algorithm;
         let asked = request.is_some() && request != self.rotation_request.as_deref();
-        let period_over = after(self.active.activated, policy.rotation_period) <= now;
+        let period_end = after(self.active.activated, policy.rotation_period);
         let next_known = if plan.replace_next {
             after(now, policy.propagation)
         } else {
             after(self.next.created, policy.propagation)
         };
-        if asked || period_over {
+        if asked || period_end <= now {
             if next_known <= now {
                 plan.rotate = true;
             } else {
@@ -260,8 +260,7 @@ impl Schedule {
                 wake.push(next_known);
             }
         } else {
-            let due = after(self.active.activated, policy.rotation_period);
-            wake.push(due.max(next_known));
+            wake.push(period_end.max(next_known));
         }
         plan.wake_at = wake.into_iter().filter(|t| *t > now).min();
         plan
