@@ -12,14 +12,15 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Resource, ResourceExt};
 
 use crate::build::{FIELD_MANAGER, is_controlled_by};
 use crate::crd::StatelessApp;
 
-use super::Error;
 use super::leader::Leadership;
+use super::{Context, Error};
 
 /// Annotation with the digest of the desired object as last applied.
 pub const APPLIED_HASH_ANNOTATION: &str = "stateless.dev/applied-hash";
@@ -126,6 +127,56 @@ pub fn may_write(
             namespace: namespace.to_string(),
             name: name.to_string(),
         })
+    }
+}
+
+/// How a delete guarded by preconditions ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GuardedDelete {
+    Deleted,
+    /// The Secret changed or went meanwhile (409 or 404): nothing deleted.
+    Missed,
+}
+
+/// Delete `secret` only if it still is the one read: the same uid and, with
+/// `same_version`, the same resourceVersion. The operator may not update
+/// Secrets, so it replaces its own by a delete like this and a create.
+pub async fn delete_secret_guarded(
+    ctx: &Context,
+    namespace: &str,
+    secret: &Secret,
+    same_version: bool,
+) -> Result<GuardedDelete, Error> {
+    let name = secret.name_any();
+    may_write(
+        &ctx.settings.leadership,
+        "delete",
+        "Secret",
+        namespace,
+        &name,
+    )?;
+    let guarded = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: secret.metadata.uid.clone(),
+            resource_version: secret
+                .metadata
+                .resource_version
+                .clone()
+                .filter(|_| same_version),
+        }),
+        ..DeleteParams::default()
+    };
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
+    match api.delete(&name, &guarded).await {
+        Ok(_) => {
+            ctx.metrics.count_write("Secret", "delete");
+            ctx.caches
+                .secret_meta
+                .remember_deleted(namespace, &name, secret.metadata.uid.clone());
+            Ok(GuardedDelete::Deleted)
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(GuardedDelete::Missed),
+        Err(e) => Err(Error::kube("delete", "Secret", namespace, &name)(e)),
     }
 }
 

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::PostParams;
 use kube::core::PartialObjectMetaExt;
 use kube::{Api, Resource, ResourceExt};
 
-use super::apply::may_write;
+use super::apply::{delete_secret_guarded, may_write};
 use super::observe::{self, Content};
 use super::reconcile::{Target, prune};
 use super::{Context, Error};
@@ -93,26 +93,9 @@ pub(super) async fn ensure_managed_secret(
         if derived.iter().all(|(k, v)| current.get(k) == Some(v)) {
             return Ok(remember_managed(ctx, namespace, &name, &secret));
         }
-        may_write(
-            &ctx.settings.leadership,
-            "delete",
-            "Secret",
-            namespace,
-            &name,
-        )?;
-        let guarded = DeleteParams {
-            preconditions: Some(kube::api::Preconditions {
-                uid: secret.metadata.uid.clone(),
-                resource_version: secret.metadata.resource_version.clone(),
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&name, &guarded).await {
-            Ok(_) => ctx.metrics.count_write("Secret", "delete"),
-            // Changed or gone meanwhile: the next reconcile looks again.
-            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
-            Err(e) => return Err(kube_err("delete")(e)),
-        }
+        // Changed or gone meanwhile (Missed): the create below answers
+        // 409 or makes it anew, and the next reconcile looks again.
+        delete_secret_guarded(ctx, namespace, &secret, true).await?;
         let replaced = create_managed_secret(app, ctx, namespace, &name, &password).await?;
         changes.push(format!(
             "replaced Secret {name} (its url and Redis users follow its password)"
