@@ -87,6 +87,7 @@ refuse "at '/logFormat': value must be one of 'json', 'text'" logFormat=xml
 refuse "at '/concurrency': minimum: got 0, want 1" concurrency=0
 refuse "at '/concurrency': maximum: got 300, want 256" concurrency=300
 refuse "at '/resyncSeconds': minimum: got 1, want 10" resyncSeconds=1
+refuse "at '/keyPropagationSeconds': minimum: got 0, want 1" keyPropagationSeconds=0
 refuse "at '/webhook/failurePolicy': value must be one of 'Ignore', 'Fail'" webhook.failurePolicy=Never
 refuse "at '/webhook/timeoutSeconds': maximum: got 10, want 5" webhook.timeoutSeconds=10
 refuse "at '/watchNamespaces/0': 'Team_A' does not match pattern" 'watchNamespaces={Team_A}'

@@ -626,6 +626,26 @@ async fn invalid_specs_are_rejected_with_actionable_messages() {
                    "credentials": {"secretName": "s3"}}}),
             "objectStorage.endpoint must be a URL starting with https:// or http://",
         ),
+        (
+            json!({"identity": {"jwt": {"rotationPeriod": "30m"}}}),
+            "identity.jwt.rotationPeriod must be at least 1h",
+        ),
+        (
+            json!({"identity": {"jwt": {"rotationPeriod": "9000h"}}}),
+            "identity.jwt.rotationPeriod must be at most 8760h",
+        ),
+        (
+            json!({"identity": {"jwt": {"tokenLifetime": "0s"}}}),
+            "identity.jwt.tokenLifetime must be at least 1s",
+        ),
+        (
+            json!({"identity": {"jwt": {"rotationPeriod": "2h", "tokenLifetime": "3h"}}}),
+            "identity.jwt.tokenLifetime must not be longer than rotationPeriod",
+        ),
+        (
+            json!({"identity": {"jwt": {"rotationPeriod": "30d"}}}),
+            "spec.identity.jwt.rotationPeriod",
+        ),
     ];
     for (patch, expected) in cases {
         let mut app = basic_app("bad");
@@ -1196,6 +1216,266 @@ async fn object_storage_credentials_are_checked_then_injected() {
             .get("files")
             .await
             .is_ok_and(|d| hash(&d).is_some() && hash(&d) != before)
+    })
+    .await;
+}
+
+/// A token signed with the key set's active key, as a replica would sign it.
+fn sign_with(keys: &Secret) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let file = |key: &str| secret_text(keys, key);
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(file("kid"));
+    let key = EncodingKey::from_ed_pem(file("signing-key.pem").as_bytes()).expect("an Ed25519 PEM");
+    let claims = json!({"sub": "user-1", "exp": jsonwebtoken::get_current_timestamp() + 3600});
+    encode(&header, &claims, &key).expect("signs")
+}
+
+/// Verify `token` as any replica would: by its kid, against the JWKS file.
+fn verify_with(keys: &Secret, token: &str) -> Result<(), String> {
+    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, jwk::JwkSet};
+    let jwks: JwkSet = serde_json::from_str(&secret_text(keys, "jwks.json")).expect("a JWKS");
+    let header = decode_header(token).map_err(|e| e.to_string())?;
+    let kid = header.kid.ok_or("no kid")?;
+    let jwk = jwks
+        .find(&kid)
+        .ok_or(format!("kid {kid} is not in the JWKS"))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    decode::<serde_json::Value>(token, &key, &Validation::new(header.alg))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn secret_text(secret: &Secret, key: &str) -> String {
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .unwrap_or_else(|| panic!("the Secret has key {key}"));
+    String::from_utf8(bytes.0.clone()).expect("UTF-8")
+}
+
+fn signing_keys_status(app: &StatelessApp) -> Option<serde_json::Value> {
+    let status = serde_json::to_value(app.status.as_ref()?).ok()?;
+    Some(status.get("signingKeys")?.clone())
+}
+
+#[tokio::test]
+async fn jwt_keys_are_created_rotated_and_retired_without_losing_a_live_token() {
+    let client = client().await;
+    ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client, "ctrl-jwt").await;
+    let mut settings = Operator::settings(&ns.name, Duration::from_secs(300));
+    settings.key_propagation = jiff::SignedDuration::from_secs(1);
+    let operator = Operator::start_with_settings(&client, settings.clone());
+
+    let mut app = basic_app("idp");
+    app["spec"]["sessionStore"] = json!({"type": "none"});
+    app["spec"]["identity"] = json!({"jwt": {"tokenLifetime": "4s"}});
+    apply_objects(&client, &ns.name, &[app]).await;
+    let apps = ns.api::<StatelessApp>();
+    wait_ready(&apps, "idp", WAIT).await;
+    let first = signing_keys_status(&apps.get("idp").await.expect("app")).expect("signingKeys");
+    assert_eq!(first["secretName"], "idp-jwt");
+    assert_eq!(first["algorithm"], "EdDSA");
+    assert_eq!(first["retiredKeyIds"], json!([]));
+    let (active, next) = (first["activeKeyId"].clone(), first["nextKeyId"].clone());
+    assert_ne!(active, next);
+
+    let secrets = ns.api::<Secret>();
+    let keys = secrets.get("idp-jwt").await.expect("the key Secret");
+    let app = apps.get("idp").await.expect("app");
+    assert!(owned_by(&keys, &app), "the app owns its key Secret");
+    assert_eq!(json!(secret_text(&keys, "kid")), active);
+    let published: serde_json::Value =
+        serde_json::from_str(&secret_text(&keys, "jwks.json")).expect("JWKS");
+    let kids: Vec<_> = published["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].clone())
+        .collect();
+    assert_eq!(
+        kids,
+        vec![active.clone(), next.clone()],
+        "active, then next"
+    );
+    assert!(
+        published["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .all(|k| k.get("d").is_none()),
+        "the JWKS holds public keys only"
+    );
+    let template = serde_json::to_value(
+        &ns.api::<Deployment>()
+            .get("idp")
+            .await
+            .expect("Deployment")
+            .spec
+            .expect("spec")
+            .template,
+    )
+    .expect("serializes");
+    assert_eq!(
+        template["spec"]["volumes"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["name"] == "stateless-jwt"))
+            .map(|v| v["secret"]["secretName"].clone()),
+        Some(json!("idp-jwt"))
+    );
+    assert!(template.to_string().contains("JWT_JWKS_FILE"), "{template}");
+    assert!(
+        !template
+            .to_string()
+            .contains(&secret_text(&keys, "signing-key.pem")),
+        "no key in the pod template"
+    );
+    let token = sign_with(&keys);
+    verify_with(&keys, &token).expect("a fresh token verifies");
+
+    // A rotation on request: the next key signs, the old one stays
+    // published for the token lifetime, so the token still verifies.
+    apps.patch(
+        "idp",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"stateless.dev/rotate-signing-keys": "leak-1"}}}),
+        ),
+    )
+    .await
+    .expect("annotate");
+    wait_until(WAIT, "the next key signing", || async {
+        apps.get("idp")
+            .await
+            .ok()
+            .and_then(|a| signing_keys_status(&a))
+            .is_some_and(|s| s["activeKeyId"] == next && s["retiredKeyIds"] == json!([active]))
+    })
+    .await;
+    let rotated = secrets.get("idp-jwt").await.expect("the key Secret");
+    assert_eq!(json!(secret_text(&rotated, "kid")), next);
+    verify_with(&rotated, &token).expect("a token signed before the rotation verifies after it");
+    verify_with(&rotated, &sign_with(&rotated)).expect("a token of the new key verifies");
+    assert!(
+        secrets
+            .get_opt("idp-jwt-next")
+            .await
+            .expect("get")
+            .is_none(),
+        "the staged copy is removed once the Secret is replaced"
+    );
+
+    // After the token lifetime (and the propagation time) the old key goes.
+    wait_until(WAIT, "the retired key unpublished", || async {
+        apps.get("idp")
+            .await
+            .ok()
+            .and_then(|a| signing_keys_status(&a))
+            .is_some_and(|s| s["retiredKeyIds"] == json!([]))
+    })
+    .await;
+    let later = secrets.get("idp-jwt").await.expect("the key Secret");
+    let err = verify_with(&later, &token).expect_err("the old key no longer verifies");
+    assert!(err.contains("not in the JWKS"), "{err}");
+
+    // The same request again rotates nothing.
+    let before = apps.get("idp").await.expect("app");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = apps.get("idp").await.expect("app");
+    assert_eq!(
+        signing_keys_status(&before).map(|s| s["activeKeyId"].clone()),
+        signing_keys_status(&after).map(|s| s["activeKeyId"].clone())
+    );
+
+    // A replacement cut short between its delete and its create (the
+    // operator killed there) loses no key: the staged copy is restored.
+    drop(operator);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let current = secrets.get("idp-jwt").await.expect("the key Secret");
+    let mut copy = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("idp-jwt-next".into()),
+            labels: current.metadata.labels.clone(),
+            annotations: current.metadata.annotations.clone(),
+            owner_references: current.metadata.owner_references.clone(),
+            ..Default::default()
+        },
+        data: current.data.clone(),
+        ..Default::default()
+    };
+    copy.type_ = current.type_.clone();
+    secrets
+        .create(&PostParams::default(), &copy)
+        .await
+        .expect("stage a copy");
+    secrets
+        .delete("idp-jwt", &DeleteParams::default())
+        .await
+        .expect("delete the Secret");
+    let _operator = Operator::start_with_settings(&client, settings);
+    wait_until(
+        WAIT,
+        "the key Secret restored from its staged copy",
+        || async {
+            secrets.get_opt("idp-jwt").await.ok().flatten().is_some()
+                && secrets
+                    .get_opt("idp-jwt-next")
+                    .await
+                    .is_ok_and(|s| s.is_none())
+        },
+    )
+    .await;
+    let restored = secrets.get("idp-jwt").await.expect("the key Secret");
+    assert_eq!(
+        restored.data, current.data,
+        "the same keys, none regenerated"
+    );
+    assert_ne!(restored.metadata.uid, current.metadata.uid);
+
+    // A Secret of that name that the app does not own is never taken over.
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "other-jwt"}, "stringData": {"kid": "mine"}}),
+            )
+            .expect("a Secret"),
+        )
+        .await
+        .expect("create");
+    let mut other = basic_app("other");
+    other["spec"]["sessionStore"] = json!({"type": "none"});
+    other["spec"]["identity"] = json!({"jwt": {}});
+    apply_objects(&client, &ns.name, &[other]).await;
+    wait_until(WAIT, "Ready=False with reason SecretConflict", || async {
+        apps.get("other")
+            .await
+            .ok()
+            .and_then(|a| condition(&a, "Ready"))
+            .is_some_and(|(s, reason, message)| {
+                s == "False" && reason == "SecretConflict" && message.contains("identity.jwt")
+            })
+    })
+    .await;
+    let untouched = secrets.get("other-jwt").await.expect("still there");
+    assert_eq!(secret_text(&untouched, "kid"), "mine");
+
+    // Without identity.jwt the keys go.
+    apps.patch(
+        "idp",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"identity": null}})),
+    )
+    .await
+    .expect("patch");
+    wait_until(WAIT, "the key Secret removed", || async {
+        secrets.get_opt("idp-jwt").await.is_ok_and(|s| s.is_none())
+            && apps
+                .get("idp")
+                .await
+                .is_ok_and(|a| signing_keys_status(&a).is_none())
     })
     .await;
 }

@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::bindings::{self, Projection};
+use super::signing_keys;
 use super::{BuildError, BuildInputs, CONFIG_HASH_ANNOTATION, Context, labels, names};
 use crate::crd::object_storage::env as storage_env;
 use crate::crd::{AppPort, ObjectStorageSpec, Protocol, SessionStoreType};
@@ -114,6 +115,11 @@ fn pod_spec(
         volumes.push(bindings.volume.clone());
         mounts.push(bindings.mount.clone());
     }
+    let signing_keys = signing_keys::projection(ctx);
+    if let Some(keys) = &signing_keys {
+        volumes.push(keys.volume.clone());
+        mounts.push(keys.mount.clone());
+    }
 
     let container = Container {
         name: APP_CONTAINER.into(),
@@ -122,7 +128,7 @@ fn pod_spec(
         command: spec.command.clone(),
         args: spec.args.clone(),
         ports: Some(spec.ports.iter().map(container_port).collect()),
-        env: non_empty(env(ctx, bindings)?),
+        env: non_empty(env(ctx, bindings, signing_keys.as_ref())?),
         env_from: non_empty(spec.env_from.clone()),
         resources: spec.resources.as_deref().cloned(),
         readiness_probe: Some(
@@ -170,11 +176,15 @@ fn pod_spec(
     })
 }
 
-/// The user's env, then the session store URL, the object storage variables
-/// and the bindings' root. A user variable with the name of one the operator
-/// sets is dropped: the session store, object storage and bindings
-/// configuration is authoritative.
-fn env(ctx: &Context<'_>, bindings: Option<&Projection>) -> Result<Vec<EnvVar>, BuildError> {
+/// The user's env, then the session store URL, the object storage variables,
+/// the bindings' root and the signing key files. A user variable with the
+/// name of one the operator sets is dropped: the session store, object
+/// storage, bindings and identity configuration is authoritative.
+fn env(
+    ctx: &Context<'_>,
+    bindings: Option<&Projection>,
+    signing_keys: Option<&signing_keys::Projection>,
+) -> Result<Vec<EnvVar>, BuildError> {
     let spec = &ctx.app.spec;
     let mut injected = Vec::new();
     if let Some((secret_name, key)) = session_secret(ctx)? {
@@ -185,6 +195,9 @@ fn env(ctx: &Context<'_>, bindings: Option<&Projection>) -> Result<Vec<EnvVar>, 
     }
     if let Some(bindings) = bindings {
         injected.push(value(bindings::ROOT_ENV, &bindings.root));
+    }
+    if let Some(keys) = signing_keys {
+        injected.extend(keys.env.iter().cloned());
     }
     let mut env: Vec<EnvVar> = spec
         .env

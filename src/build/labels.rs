@@ -37,6 +37,10 @@ pub const COMPONENT_APP: &str = "app";
 pub const COMPONENT_SESSION_STORE: &str = "session-store";
 /// Value of [`NAME`] on the managed Redis objects.
 pub const REDIS_NAME: &str = "redis";
+/// Value of [`COMPONENT`] on the JWT signing key Secret.
+pub const COMPONENT_IDENTITY: &str = "identity";
+/// Value of [`NAME`] on the JWT signing key Secret.
+pub const SIGNING_KEYS_NAME: &str = "jwt-signing-keys";
 
 /// Selector labels of the app's pods (Deployment selector, Service, PDB,
 /// topology spread, NetworkPolicy peer).
@@ -57,6 +61,14 @@ pub fn redis_selector(app_name: &str) -> BTreeMap<String, String> {
 /// All labels of the managed Redis objects and pod.
 pub fn redis(app_name: &str) -> BTreeMap<String, String> {
     common(redis_selector(app_name), app_name)
+}
+
+/// All labels of the JWT signing key Secret.
+pub fn signing_keys(app_name: &str) -> BTreeMap<String, String> {
+    common(
+        selector(SIGNING_KEYS_NAME, app_name, COMPONENT_IDENTITY),
+        app_name,
+    )
 }
 
 /// Labels selecting every child of one StatelessApp (for list/watch).

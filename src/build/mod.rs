@@ -20,6 +20,7 @@ pub mod names;
 pub mod pdb;
 pub mod redis;
 pub mod service;
+pub mod signing_keys;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;

@@ -41,6 +41,10 @@ pub struct RunArgs {
     #[arg(long, env = "STATELESS_DEBOUNCE_MILLIS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub debounce_millis: u64,
 
+    /// Seconds a Secret's new content may take to reach every pod (the kubelet's sync period plus its cache TTL): a new JWT signing key is published this long before it signs, and a retired one is kept this much longer than the token lifetime.
+    #[arg(long, env = "STATELESS_KEY_PROPAGATION_SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub key_propagation_seconds: u64,
+
     /// Elect a leader through a Lease so only one replica reconciles (use with more than one replica).
     #[arg(long, env = "STATELESS_LEADER_ELECT", default_value_t = false)]
     pub leader_elect: bool,
@@ -214,6 +218,9 @@ async fn run_async(args: RunArgs) -> Result<(), RunError> {
         namespaces: args.namespaces.clone(),
         resync: Duration::from_secs(args.resync_seconds),
         debounce: Duration::from_millis(args.debounce_millis),
+        key_propagation: jiff::SignedDuration::from_secs(
+            i64::try_from(args.key_propagation_seconds).unwrap_or(i64::MAX),
+        ),
         session_store_image: args.session_store_image.clone(),
         hash_key_secret: KeySecret {
             namespace: args.webhook.operator_namespace(client.default_namespace()),

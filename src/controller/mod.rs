@@ -17,6 +17,7 @@ pub mod observe;
 mod reconcile;
 pub mod recorder;
 mod session_store;
+mod signing_keys;
 pub mod status;
 
 use std::collections::HashMap;
@@ -142,6 +143,34 @@ pub enum Error {
         name: String,
     },
 
+    #[error("StatelessApp {namespace}/{name}: {source}")]
+    InvalidIdentity {
+        namespace: String,
+        name: String,
+        #[source]
+        source: crate::signing_keys::SigningKeyError,
+    },
+
+    #[error(
+        "Secret {namespace}/{name} already exists and is not controlled by this StatelessApp; the operator keeps the app's JWT signing keys (identity.jwt) under that name and will not take it over. Rename or delete it"
+    )]
+    SigningKeysConflict { namespace: String, name: String },
+
+    #[error(
+        "the JWT signing key Secret {namespace}/{name} cannot be used ({source}); delete it and the operator makes a new key set (tokens signed with the old keys then stop verifying)"
+    )]
+    SigningKeysUnusable {
+        namespace: String,
+        name: String,
+        #[source]
+        source: crate::signing_keys::SigningKeyError,
+    },
+
+    #[error(
+        "the JWT signing key Secret {namespace}/{name} changed while the operator replaced it; it decides again at the next reconcile"
+    )]
+    SigningKeysChanged { namespace: String, name: String },
+
     #[error("the config-hash key Secret {namespace}/{name} is unusable: {why}")]
     HashKeyUnusable {
         namespace: String,
@@ -184,6 +213,10 @@ impl Error {
             Error::HashKeyUnusable { .. } => "HashKeyUnusable",
             Error::NotLeader { .. } => "NotLeader",
             Error::ManagedPasswordUnusable { .. } => "ManagedPasswordUnusable",
+            Error::InvalidIdentity { .. } => "InvalidSpec",
+            Error::SigningKeysConflict { .. } => "SecretConflict",
+            Error::SigningKeysUnusable { .. } => "SigningKeysUnusable",
+            Error::SigningKeysChanged { .. } => "SigningKeysChanged",
         }
     }
 }
@@ -210,6 +243,11 @@ pub struct Settings {
     /// burst of events (a rollout's status updates, a child's create and its
     /// first status) becomes one reconcile.
     pub debounce: Duration,
+    /// How long a Secret's new content may take to reach every pod's volume
+    /// (the kubelet's sync period plus its cache TTL): a new JWT signing key
+    /// is published this long before it signs, and a retired one stays this
+    /// much longer than the token lifetime.
+    pub key_propagation: jiff::SignedDuration,
 }
 
 impl Default for Settings {
@@ -222,9 +260,14 @@ impl Default for Settings {
             hash_key_secret: KeySecret::default(),
             leadership: Leadership::unelected(),
             debounce: DEFAULT_DEBOUNCE,
+            key_propagation: DEFAULT_KEY_PROPAGATION,
         }
     }
 }
+
+/// Default of [`Settings::key_propagation`]: the kubelet's default sync
+/// period (1 min) and as much again for its Secret cache and slow nodes.
+pub const DEFAULT_KEY_PROPAGATION: jiff::SignedDuration = jiff::SignedDuration::from_secs(120);
 
 /// Default of [`Settings::debounce`].
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(500);

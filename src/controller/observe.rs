@@ -31,6 +31,7 @@ use super::config_hash::{self, HashKey};
 use super::{Context, Error};
 use crate::build::labels;
 use crate::crd::{ConfigKind, ConfigRef, StatelessApp, StatelessAppStatus};
+use crate::signing_keys::SCHEDULE_ANNOTATION;
 
 /// Every cache of the controller, shared by the watched namespaces.
 pub struct Caches {
@@ -529,10 +530,17 @@ fn deployment_fingerprint(deployment: &Deployment) -> u64 {
 }
 
 /// ConfigMaps and Secrets are kept as name, uid, version and owners.
+/// Only what a reconcile reads of a ConfigMap's or Secret's metadata: its
+/// name, uid, version and owner, and the signing key schedule (so a
+/// reconcile sees from the cache that no rotation is due).
 fn metadata_only<K>(object: &mut PartialObjectMeta<K>) {
     let meta = &mut object.metadata;
     meta.labels = None;
-    meta.annotations = None;
+    meta.annotations = meta
+        .annotations
+        .take()
+        .and_then(|mut all| all.remove_entry(SCHEDULE_ANNOTATION))
+        .map(|kept| [kept].into());
     meta.finalizers = None;
 }
 

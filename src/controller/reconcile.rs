@@ -1,8 +1,9 @@
 //! One reconciliation of a StatelessApp, as steps:
 //! observe (referenced config, session store) → build (pure) → apply (only
 //! what changed) → prune (managed objects no longer wanted) → status. The
-//! session store's Secrets live in [`super::session_store`], the config hash
-//! in [`super::config_hash`], Events and findings in [`super::events`].
+//! session store's Secrets live in [`super::session_store`], the JWT signing
+//! keys in [`super::signing_keys`], the config hash in
+//! [`super::config_hash`], Events and findings in [`super::events`].
 //!
 //! Errors do not skip the status step: the app always says why it is not
 //! Ready, and the error goes to the backoff in [`super::error_policy`].
@@ -21,7 +22,9 @@ use super::apply::{Applied, apply, may_write};
 use super::cache::Cache;
 use super::compliance;
 use super::status::{self, Observation, Observed};
-use super::{Context, Error, config_hash, events, object_storage, observe, session_store};
+use super::{
+    Context, Error, config_hash, events, object_storage, observe, session_store, signing_keys,
+};
 use crate::build::{self, BuildInputs, FIELD_MANAGER, is_controlled_by, names};
 use crate::crd::{SessionStoreStatus, SessionStoreType, StatelessApp};
 
@@ -56,23 +59,36 @@ pub async fn reconcile(app: Arc<StatelessApp>, ctx: Arc<Context>) -> Result<Acti
     events::publish_changes(&app, &ctx, &changes).await;
     let status_result = write_status(&app, &ctx, &namespace, &observed).await;
     timer.set_result(match &outcome {
-        Ok(()) => "ok",
+        Ok(_) => "ok",
         Err(e) => e.reason(),
     });
-    outcome?;
+    let due = outcome?;
     status_result?;
     ctx.reset_failures(&app);
-    Ok(Action::requeue(ctx.settings.resync))
+    Ok(Action::requeue(until_due(ctx.settings.resync, due)))
 }
 
-/// Observe, build, apply and prune; fill `observed` as far as it got.
+/// The resync period, or less when something (a key rotation) is due sooner.
+fn until_due(resync: std::time::Duration, due: Option<jiff::Timestamp>) -> std::time::Duration {
+    let Some(due) = due else {
+        return resync;
+    };
+    let wait = jiff::Timestamp::now().duration_until(due);
+    // A second late rather than early: the schedule counts whole seconds.
+    let wait =
+        std::time::Duration::try_from(wait).unwrap_or_default() + std::time::Duration::from_secs(1);
+    wait.min(resync)
+}
+
+/// Observe, build, apply and prune; fill `observed` as far as it got. The
+/// time something is next due, if sooner than any change would say.
 async fn converge(
     app: &StatelessApp,
     ctx: &Context,
     namespace: &str,
     observed: &mut Observed,
     changes: &mut Vec<String>,
-) -> Result<(), Error> {
+) -> Result<Option<jiff::Timestamp>, Error> {
     let name = app.name_any();
     let target = Target {
         app,
@@ -125,6 +141,10 @@ async fn converge(
             None
         }
     };
+    // The signing keys before the Deployment whose pods mount them.
+    let keys = signing_keys::ensure(app, ctx, namespace, changes).await?;
+    observed.signing_keys = keys.status;
+
     let referenced = observe::referenced(ctx, app, namespace).await?;
     object_storage::check_credentials(app, namespace, &referenced)?;
     let config_hash = config_hash::of_referenced_config(&ctx.hash_key, &referenced);
@@ -240,7 +260,7 @@ async fn converge(
         }
         _ => readiness,
     });
-    Ok(())
+    Ok(keys.wake_at)
 }
 
 /// The app a child belongs to, and the child's namespace and name.

@@ -8,7 +8,9 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::{SessionStoreStatus, StatelessAppStatus, Violation, condition_types};
+use crate::crd::{
+    SessionStoreStatus, SigningKeysStatus, StatelessAppStatus, Violation, condition_types,
+};
 
 /// One condition as computed this round (without timestamps).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +40,7 @@ pub struct Observed {
     pub replicas: Option<i32>,
     pub ready_replicas: Option<i32>,
     pub session_store: Option<SessionStoreStatus>,
+    pub signing_keys: Option<SigningKeysStatus>,
     pub violations: Vec<Violation>,
     pub violation_count: i32,
 }
@@ -73,6 +76,7 @@ pub fn next_status(
         replicas: observed.replicas,
         ready_replicas: observed.ready_replicas,
         session_store: observed.session_store.clone(),
+        signing_keys: observed.signing_keys.clone(),
         violations: observed.violations.clone(),
         violation_count: observed.violation_count,
     }

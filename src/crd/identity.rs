@@ -1,10 +1,6 @@
 //! `spec.identity`: the keys every replica signs and verifies tokens with,
 //! so identity travels in a signed token instead of in one pod's memory.
 //!
-//! Not yet a field of [`crate::crd::StatelessAppSpec`]: the types and their
-//! CEL rules are here with the pure key set logic ([`crate::signing_keys`]);
-//! the field joins the CRD with the controller step that applies it.
-//!
 //! The operator generates the keys, keeps them in one Secret per app and
 //! rotates them on a schedule (see [`crate::signing_keys`]); the pods read
 //! them from files that update in place, so a rotation restarts nothing.

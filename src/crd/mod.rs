@@ -34,7 +34,8 @@ pub use identity::{IdentitySpec, JwtAlgorithm, JwtSpec};
 pub use object_storage::{ObjectStorageCredentials, ObjectStorageSpec};
 pub use spec::*;
 pub use status::{
-    MAX_STATUS_VIOLATIONS, SessionStoreStatus, StatelessAppStatus, Violation, condition_types,
+    MAX_STATUS_VIOLATIONS, SessionStoreStatus, SigningKeysStatus, StatelessAppStatus, Violation,
+    condition_types,
 };
 
 /// API group of the resource.

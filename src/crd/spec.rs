@@ -20,6 +20,7 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
 use super::bindings::ServiceBindingsSpec;
+use super::identity::IdentitySpec;
 use super::object_storage::ObjectStorageSpec;
 use super::status::StatelessAppStatus;
 
@@ -188,6 +189,10 @@ pub struct StatelessAppSpec {
     /// An existing S3-compatible bucket for uploads and other files, instead of a directory on a pod's disk: its name, endpoint, region and the Secret with its access keys, injected into every container as the variables S3 SDKs read (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3, S3_BUCKET, S3_ENDPOINT, S3_FORCE_PATH_STYLE). Unset injects nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_storage: Option<Box<ObjectStorageSpec>>,
+
+    /// Identity that any replica can issue and verify, instead of sessions pinned to one pod: `identity.jwt` gives every container a shared JWT signing key set, generated and rotated by the operator. Unset creates no keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Box<IdentitySpec>>,
 
     /// Also give the session store and the object storage to every container as service bindings (servicebinding.io): files under `root` (default /bindings, set as SERVICE_BINDING_ROOT), one directory per binding. `serviceBindings: {}` turns them on with the defaults; unset projects none (the env vars are set either way).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -666,6 +671,7 @@ impl Default for StatelessAppSpec {
             service: ServiceSpec::default(),
             session_store: SessionStoreSpec::default(),
             object_storage: None,
+            identity: None,
             service_bindings: None,
             policy: PolicySpec::default(),
         }

@@ -5,7 +5,7 @@
 //! is removed); lists are always serialized, so an empty list clears old
 //! entries with any patch strategy.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,10 @@ pub struct StatelessAppStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_store: Option<SessionStoreStatus>,
 
+    /// The JWT signing keys of spec.identity.jwt: key ids and rotation times. Never a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_keys: Option<SigningKeysStatus>,
+
     /// Statelessness rule violations found in the spec and its children, at most 50 (see violationCount for the total).
     #[serde(default)]
     #[schemars(length(max = 50))]
@@ -55,6 +59,33 @@ pub struct StatelessAppStatus {
     /// Total number of unwaived violations, including those beyond the 50 listed.
     #[serde(default)]
     pub violation_count: i32,
+}
+
+/// The signing key set in use (spec.identity.jwt), by key id. Never a private key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningKeysStatus {
+    /// The Secret holding the keys, mounted into every container.
+    pub secret_name: String,
+
+    /// Algorithm of the active key (EdDSA, ES256 or RS256).
+    pub algorithm: String,
+
+    /// kid of the key that signs now.
+    pub active_key_id: String,
+
+    /// kid of the key that signs from the next rotation (already in the JWKS).
+    pub next_key_id: String,
+
+    /// kids of retired keys still in the JWKS, newest first: tokens they signed have not all expired.
+    #[serde(default)]
+    pub retired_key_ids: Vec<String>,
+
+    /// When the active key started signing.
+    pub last_rotation: Time,
+
+    /// When the next key takes over (the operator rotates at the first reconcile after it).
+    pub next_rotation: Time,
 }
 
 /// References to the session store in use. Never a secret value.

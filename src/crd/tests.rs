@@ -149,6 +149,22 @@ fn cel_rules_and_messages() {
                 "self >= 1 && self <= 100"
             ),
             (
+                ".spec.identity.jwt",
+                "!has(self.rotationPeriod) || duration(self.rotationPeriod) >= duration('1h')"
+            ),
+            (
+                ".spec.identity.jwt",
+                "!has(self.rotationPeriod) || duration(self.rotationPeriod) <= duration('8760h')"
+            ),
+            (
+                ".spec.identity.jwt",
+                "!has(self.tokenLifetime) || duration(self.tokenLifetime) >= duration('1s')"
+            ),
+            (
+                ".spec.identity.jwt",
+                "duration(has(self.tokenLifetime) ? self.tokenLifetime : '24h') <= duration(has(self.rotationPeriod) ? self.rotationPeriod : '720h')"
+            ),
+            (
                 ".spec.objectStorage.endpoint",
                 "self.startsWith('https://') || self.startsWith('http://')"
             ),
@@ -385,6 +401,11 @@ fn full_example_sets_every_field() {
         (
             "sessionStore.managed.persistence",
             &spec_schema["properties"]["sessionStore"]["properties"]["managed"]["properties"]["persistence"],
+        ),
+        ("identity", &spec_schema["properties"]["identity"]),
+        (
+            "identity.jwt",
+            &spec_schema["properties"]["identity"]["properties"]["jwt"],
         ),
         ("objectStorage", &spec_schema["properties"]["objectStorage"]),
         (

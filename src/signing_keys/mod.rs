@@ -77,7 +77,8 @@ pub enum SigningKeyError {
         algorithm: JwtAlgorithm,
         message: String,
     },
-    #[error("the signing key Secret is unusable: {0}")]
+    /// What is wrong with the Secret holding the keys.
+    #[error("{0}")]
     Unreadable(String),
 }
 

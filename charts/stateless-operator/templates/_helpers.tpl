@@ -113,8 +113,9 @@ yet creates it, which the API server authorizes as "create".
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Secrets: no update or patch, so the operator can change no one's Secret.
 # The managed Redis Secret is created once; after its password is rotated it
-# is replaced (delete, guarded by uid and resourceVersion, then create). The
-# watch covers Secrets the app's pods reference, whose content rolls the pods.
+# is replaced (delete, guarded by uid and resourceVersion, then create), and
+# so is an app's JWT signing key Secret at each rotation. The watch covers
+# Secrets the app's pods reference, whose content rolls the pods.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "delete"]
