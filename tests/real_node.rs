@@ -52,13 +52,7 @@ async fn examples_run_for_real_and_reach_their_session_store() {
             format!("app.kubernetes.io/instance={app},app.kubernetes.io/component={component}");
         let running = real_node::wait_pods_running(&pods, &selector, count, WAIT).await;
         for pod in &running {
-            let restarts: i32 = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .map(|cs| cs.iter().map(|c| c.restart_count).sum())
-                .unwrap_or_default();
-            assert_eq!(restarts, 0, "{}", real_node::describe(pod));
+            assert_eq!(real_node::restarts(pod), 0, "{}", real_node::describe(pod));
         }
     }
     let redis_pod = real_node::wait_pods_running(
@@ -422,6 +416,112 @@ async fn examples_run_for_real_and_reach_their_session_store() {
         said.contains("WRONGPASS"),
         "the old password still works: {said}"
     );
+}
+
+/// What `session-demo jwt-keys` prints in `pod`: the kid that signs, the JWKS's kids.
+fn jwt_keys_in(namespace: &str, pod: &str) -> Option<(String, Vec<String>)> {
+    let out = real_node::kubectl(&[
+        "-n",
+        namespace,
+        "exec",
+        pod,
+        "--",
+        "session-demo",
+        "jwt-keys",
+    ]);
+    let seen: serde_json::Value = serde_json::from_str(out.stdout.trim()).ok()?;
+    let kids = seen["jwks"]
+        .as_array()?
+        .iter()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    Some((seen["kid"].as_str()?.to_string(), kids))
+}
+
+/// Shared JWT signing keys on real pods: both replicas read the same key
+/// files from the Secret volume, and a rotation reaches the running pods
+/// (the kubelet rewrites the files) without restarting them.
+#[tokio::test]
+async fn jwt_keys_reach_running_pods_and_rotate_without_a_restart() {
+    let setup = real_node::setup("real-jwt").await;
+    let (client, ns) = (setup.client.clone(), &setup.ns);
+    let mut app = load_yaml("examples/basic.yaml").remove(0);
+    app["metadata"]["name"] = json!("idp");
+    app["spec"]["sessionStore"] = json!({"type": "none"});
+    app["spec"]["identity"] = json!({"jwt": {"algorithm": "ES256", "tokenLifetime": "1h"}});
+    apply_objects(&client, &ns.name, &[app]).await;
+    let apps: Api<StatelessApp> = Api::namespaced(client.clone(), &ns.name);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    wait_ready(&apps, "idp", WAIT).await;
+    let status = |app: &StatelessApp| {
+        serde_json::to_value(app.status.as_ref()).expect("serializes")["signingKeys"].clone()
+    };
+    let before = status(&apps.get("idp").await.expect("app"));
+    let (active, next) = (
+        before["activeKeyId"]
+            .as_str()
+            .expect("activeKeyId")
+            .to_string(),
+        before["nextKeyId"].as_str().expect("nextKeyId").to_string(),
+    );
+    let running = real_node::wait_pods_running(
+        &pods,
+        "app.kubernetes.io/instance=idp,app.kubernetes.io/component=app",
+        2,
+        WAIT,
+    )
+    .await;
+    let names: Vec<String> = running
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap_or_default())
+        .collect();
+    for pod in &names {
+        assert_eq!(
+            jwt_keys_in(&ns.name, pod),
+            Some((active.clone(), vec![active.clone(), next.clone()])),
+            "{pod} signs with the active key and knows the next"
+        );
+    }
+
+    let rotate =
+        json!({"metadata": {"annotations": {"stateless.dev/rotate-signing-keys": "real-1"}}});
+    apps.patch(
+        "idp",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(rotate),
+    )
+    .await
+    .expect("annotate");
+    // The kubelet refreshes Secret volumes on its sync period (1 min) plus
+    // its cache's TTL: allow three minutes.
+    for pod in &names {
+        let mut seen = None;
+        support::wait_until(WAIT, &format!("{pod} sees the rotated keys"), || {
+            seen = jwt_keys_in(&ns.name, pod);
+            let rotated = seen.as_ref().is_some_and(|(kid, kids)| {
+                kid == &next && kids.first() == Some(&next) && kids.contains(&active)
+            });
+            async move { rotated }
+        })
+        .await;
+    }
+    let after = real_node::wait_pods_running(
+        &pods,
+        "app.kubernetes.io/instance=idp,app.kubernetes.io/component=app",
+        2,
+        WAIT,
+    )
+    .await;
+    for pod in &after {
+        assert!(
+            names.contains(&pod.metadata.name.clone().unwrap_or_default()),
+            "the same pods, not new ones: {}",
+            real_node::describe(pod)
+        );
+        assert_eq!(real_node::restarts(pod), 0, "{}", real_node::describe(pod));
+    }
+    let retired = status(&apps.get("idp").await.expect("app"))["retiredKeyIds"].clone();
+    assert_eq!(retired, json!([active]), "the old key stays published");
 }
 
 /// Run `redis-cli ARGS` in a pod of its own that is not the app's (no

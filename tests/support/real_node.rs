@@ -95,6 +95,10 @@ pub async fn setup(prefix: &str) -> Setup {
     let redis_image = image_ref("redis");
     let settings = stateless_operator::controller::Settings {
         session_store_image: redis_image.clone(),
+        // A new JWT signing key may sign 5 s after it is published (not the
+        // default 2 min), so a rotation asked for in a test happens at once;
+        // the files still reach the pods at the kubelet's own pace.
+        key_propagation: jiff::SignedDuration::from_secs(5),
         ..Operator::settings(&ns.name, Duration::from_secs(30))
     };
     let operator = Operator::start_with_settings(&client, settings);
@@ -161,6 +165,15 @@ pub fn kubectl_ok(args: &[&str]) -> String {
 }
 
 /// What a pod is doing, in one line, for failure messages.
+/// Restarts of all the pod's containers.
+pub fn restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+        .unwrap_or_default()
+}
+
 pub fn describe(pod: &Pod) -> String {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let node = pod

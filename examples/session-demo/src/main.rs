@@ -55,6 +55,10 @@ enum Command {
     RedisPing(RedisArgs),
     /// Print a service binding's entries as JSON, secret ones as their length.
     Binding(BindingArgs),
+    /// Print the JWT signing keys this pod sees now, as JSON: the kid that
+    /// signs (file $JWT_KEY_ID_FILE) and the kids of the JWKS ($JWT_JWKS_FILE).
+    /// Never a key.
+    JwtKeys,
     /// Drive a session-demo with N clients and count what users would notice.
     ///
     /// Each client has its own session cookie and sends GET requests one after
@@ -195,6 +199,15 @@ enum DemoError {
     Binding(#[from] BindingError),
     #[error("cannot encode the binding: {0}")]
     Encode(#[source] serde_json::Error),
+    #[error("{0} is not set: this pod has no JWT signing keys (spec.identity.jwt)")]
+    JwtNotConfigured(&'static str),
+    #[error("cannot read {path}: {source}")]
+    JwtFile { path: String, source: io::Error },
+    #[error("{path} is not a JWKS: {source}")]
+    Jwks {
+        path: String,
+        source: serde_json::Error,
+    },
 }
 
 fn main() -> ExitCode {
@@ -215,6 +228,13 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
         Some(Command::Binding(args)) => match show_binding(&args) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Some(Command::JwtKeys) => match show_jwt_keys() {
             Ok(json) => {
                 println!("{json}");
                 ExitCode::SUCCESS
@@ -292,6 +312,30 @@ fn show_binding(args: &BindingArgs) -> Result<String, DemoError> {
         })
         .collect();
     serde_json::to_string(&entries).map_err(DemoError::Encode)
+}
+
+/// The signing kid and the JWKS's kids, read from the files the operator
+/// mounts (they change in place at a rotation).
+fn show_jwt_keys() -> Result<String, DemoError> {
+    let read = |var: &'static str| -> Result<(String, String), DemoError> {
+        let path = std::env::var(var).map_err(|_| DemoError::JwtNotConfigured(var))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| DemoError::JwtFile {
+            path: path.clone(),
+            source,
+        })?;
+        Ok((path, text))
+    };
+    let (_, kid) = read("JWT_KEY_ID_FILE")?;
+    let (path, jwks) = read("JWT_JWKS_FILE")?;
+    let jwks: serde_json::Value =
+        serde_json::from_str(&jwks).map_err(|source| DemoError::Jwks { path, source })?;
+    let kids: Vec<serde_json::Value> = jwks["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| k["kid"].clone())
+        .collect();
+    Ok(serde_json::json!({"kid": kid.trim(), "jwks": kids}).to_string())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), DemoError> {
