@@ -20,8 +20,11 @@ use crate::signing_keys::{KeySet, SCHEDULE_ANNOTATION, files};
 /// Name of the pod volume holding the key files.
 pub const SIGNING_KEYS_VOLUME: &str = "stateless-jwt";
 
-/// Read by owner and group only: the private key is in it.
-const FILE_MODE: i32 = 0o440;
+/// Read-only for every user of the container. Secret volume files belong to
+/// root (and to the pod's fsGroup, which the operator does not set), so the
+/// app's non-root user reads them only through the "other" bits; the
+/// container holds the app alone.
+const FILE_MODE: i32 = 0o444;
 
 /// The Secret `name` holding `keys`: their files as data, their schedule (key
 /// ids and times, nothing secret) as an annotation.
@@ -146,7 +149,7 @@ mod tests {
                         {"key": "signing-key.jwk", "path": "signing-key.jwk"},
                         {"key": "kid", "path": "kid"},
                     ],
-                    "defaultMode": 0o440,
+                    "defaultMode": 0o444,
                     "optional": false,
                 },
             }))
