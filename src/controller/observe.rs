@@ -529,7 +529,6 @@ fn deployment_fingerprint(deployment: &Deployment) -> u64 {
     hasher.finish()
 }
 
-/// ConfigMaps and Secrets are kept as name, uid, version and owners.
 /// Only what a reconcile reads of a ConfigMap's or Secret's metadata: its
 /// name, uid, version and owner, and the signing key schedule (so a
 /// reconcile sees from the cache that no rotation is due).

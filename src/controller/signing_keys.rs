@@ -61,7 +61,8 @@ pub(super) async fn ensure(
             source,
         }
     })?;
-    let now = now();
+    // To the second, as the schedule and the status store it.
+    let now = super::status::now().0;
     let request = app.annotations().get(ROTATE_ANNOTATION).map(String::as_str);
     let conflict = |name: &str| Error::SigningKeysConflict {
         namespace: namespace.into(),
@@ -158,12 +159,6 @@ pub(super) async fn ensure(
         status: Some(status_of(&main, schedule, &policy)),
         wake_at: schedule.plan(&policy, now, request).wake_at,
     })
-}
-
-/// Now, to the second: as the schedule and the status store it.
-fn now() -> Timestamp {
-    let now = Timestamp::now();
-    Timestamp::from_second(now.as_second()).unwrap_or(now)
 }
 
 fn schedule_of(meta: &ObjectMeta) -> Option<&str> {
