@@ -41,7 +41,10 @@ if [[ -x "$HACK_DIR/helm-checks.sh" ]]; then step "helm lint and template" "$HAC
 # The measured experiments print their figures, so they run on their own
 # with the output shown (and are skipped in the main run, not run twice).
 step "cargo test (unit, integration, end-to-end, real node)" \
-  cargo test --locked --workspace --no-fail-fast -- --skip session_proof --skip hpa_scales_the_app_on_real_cpu
+  cargo test --locked --workspace --no-fail-fast -- --skip session_proof --skip hpa_scales_the_app_on_real_cpu \
+  --skip jwt_keys_reach_running_pods_and_rotate_without_a_restart
 step "session proof and HPA on real CPU (figures below)" \
   cargo test --locked --test session_proof --test hpa_real_cpu -- --nocapture --test-threads 1
+step "JWT key rotation reaching running pods on the real node (figure below)" \
+  cargo test --locked --test real_node -- --nocapture jwt_keys_reach_running_pods_and_rotate_without_a_restart
 step "end-to-end, operator in the cluster on the real node" "$HACK_DIR/e2e-local.sh"

@@ -494,6 +494,7 @@ async fn jwt_keys_reach_running_pods_and_rotate_without_a_restart() {
     .expect("annotate");
     // The kubelet refreshes Secret volumes on its sync period (1 min) plus
     // its cache's TTL: allow three minutes.
+    let asked = std::time::Instant::now();
     for pod in &names {
         let mut seen = None;
         support::wait_until(WAIT, &format!("{pod} sees the rotated keys"), || {
@@ -505,6 +506,11 @@ async fn jwt_keys_reach_running_pods_and_rotate_without_a_restart() {
         })
         .await;
     }
+    println!(
+        "jwt rotation: the new keys reached {} running pods {:.1} s after the request",
+        names.len(),
+        asked.elapsed().as_secs_f64()
+    );
     let after = real_node::wait_pods_running(
         &pods,
         "app.kubernetes.io/instance=idp,app.kubernetes.io/component=app",
