@@ -76,7 +76,7 @@ pub fn next_status(
         replicas: observed.replicas,
         ready_replicas: observed.ready_replicas,
         session_store: observed.session_store.clone(),
-        signing_keys: observed.signing_keys.clone(),
+        signing_keys: observed.signing_keys.clone().map(Box::new),
         violations: observed.violations.clone(),
         violation_count: observed.violation_count,
     }

@@ -48,8 +48,9 @@ pub struct StatelessAppStatus {
     pub session_store: Option<SessionStoreStatus>,
 
     /// The JWT signing keys of spec.identity.jwt: key ids and rotation times. Never a key.
+    // Boxed: every app's status sits in the controller's store, most without keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signing_keys: Option<SigningKeysStatus>,
+    pub signing_keys: Option<Box<SigningKeysStatus>>,
 
     /// Statelessness rule violations found in the spec and its children, at most 50 (see violationCount for the total).
     #[serde(default)]
