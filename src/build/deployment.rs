@@ -33,15 +33,7 @@ pub const TMP_SIZE_LIMIT: &str = "64Mi";
 /// Build the app Deployment.
 pub(crate) fn build(ctx: &Context<'_>, inputs: &BuildInputs) -> Result<Deployment, BuildError> {
     let selector = labels::app_selector(ctx.name);
-    let bindings = bindings::projection(ctx)?;
-    let mut annotations = bindings
-        .as_ref()
-        .map(|b| b.annotations.clone())
-        .unwrap_or_default();
-    if let Some(hash) = &inputs.config_hash {
-        annotations.insert(CONFIG_HASH_ANNOTATION.to_string(), hash.clone());
-    }
-    let annotations = (!annotations.is_empty()).then_some(annotations);
+    let shared = shared(ctx, inputs)?;
     Ok(Deployment {
         metadata: ctx.meta(names::app(ctx.name), labels::app(ctx.name)),
         spec: Some(DeploymentSpec {
@@ -67,10 +59,10 @@ pub(crate) fn build(ctx: &Context<'_>, inputs: &BuildInputs) -> Result<Deploymen
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels::app(ctx.name)),
-                    annotations,
+                    annotations: shared.annotations.clone(),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(ctx, selector, bindings.as_ref())?),
+                spec: Some(pod_spec(ctx, selector, shared)?),
             },
             ..DeploymentSpec::default()
         }),
@@ -78,13 +70,27 @@ pub(crate) fn build(ctx: &Context<'_>, inputs: &BuildInputs) -> Result<Deploymen
     })
 }
 
-fn pod_spec(
-    ctx: &Context<'_>,
-    selector: BTreeMap<String, String>,
-    bindings: Option<&Projection>,
-) -> Result<PodSpec, BuildError> {
+/// What every pod of the app gets, whatever it runs: the template's
+/// annotations (the bindings' values, the config hash), the volumes and
+/// mounts (scratch `/tmp`, the user's, the bindings, the signing keys) and
+/// the env.
+pub(crate) struct Shared {
+    pub annotations: Option<BTreeMap<String, String>>,
+    pub volumes: Vec<Volume>,
+    pub mounts: Vec<VolumeMount>,
+    pub env: Vec<EnvVar>,
+}
+
+pub(crate) fn shared(ctx: &Context<'_>, inputs: &BuildInputs) -> Result<Shared, BuildError> {
     let spec = &ctx.app.spec;
-    let primary = ctx.primary_port()?;
+    let bindings = bindings::projection(ctx)?;
+    let mut annotations = bindings
+        .as_ref()
+        .map(|b| b.annotations.clone())
+        .unwrap_or_default();
+    if let Some(hash) = &inputs.config_hash {
+        annotations.insert(CONFIG_HASH_ANNOTATION.to_string(), hash.clone());
+    }
     // The user may bring their own /tmp; otherwise give the read-only root
     // filesystem a small writable scratch space.
     let own_tmp = !spec
@@ -111,7 +117,7 @@ fn pod_spec(
     }
     volumes.extend(spec.volumes.iter().cloned());
     mounts.extend(spec.volume_mounts.iter().cloned());
-    if let Some(bindings) = bindings {
+    if let Some(bindings) = &bindings {
         volumes.push(bindings.volume.clone());
         mounts.push(bindings.mount.clone());
     }
@@ -120,7 +126,21 @@ fn pod_spec(
         volumes.push(keys.volume.clone());
         mounts.push(keys.mount.clone());
     }
+    Ok(Shared {
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        volumes,
+        mounts,
+        env: env(ctx, bindings.as_ref(), signing_keys.as_ref())?,
+    })
+}
 
+fn pod_spec(
+    ctx: &Context<'_>,
+    selector: BTreeMap<String, String>,
+    shared: Shared,
+) -> Result<PodSpec, BuildError> {
+    let spec = &ctx.app.spec;
+    let primary = ctx.primary_port()?;
     let container = Container {
         name: APP_CONTAINER.into(),
         image: Some(spec.image.clone()),
@@ -128,7 +148,7 @@ fn pod_spec(
         command: spec.command.clone(),
         args: spec.args.clone(),
         ports: Some(spec.ports.iter().map(container_port).collect()),
-        env: non_empty(env(ctx, bindings, signing_keys.as_ref())?),
+        env: non_empty(shared.env),
         env_from: non_empty(spec.env_from.clone()),
         resources: spec.resources.as_deref().cloned(),
         readiness_probe: Some(
@@ -144,18 +164,13 @@ fn pod_spec(
                 .unwrap_or_else(|| default_liveness_probe(primary)),
         ),
         security_context: Some(restricted_container_security_context()),
-        volume_mounts: non_empty(mounts),
+        volume_mounts: non_empty(shared.mounts),
         ..Container::default()
     };
 
     Ok(PodSpec {
         containers: vec![container],
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: spec.run_as_user,
-            seccomp_profile: Some(runtime_default_seccomp()),
-            ..PodSecurityContext::default()
-        }),
+        security_context: Some(pod_security_context(ctx)),
         // Spread replicas over nodes so one node failure does not take the
         // app down; ScheduleAnyway keeps small clusters schedulable.
         // `pod-template-hash` makes the spread per ReplicaSet, so a rollout's
@@ -171,7 +186,7 @@ fn pod_spec(
             match_label_keys: Some(vec!["pod-template-hash".into()]),
             ..TopologySpreadConstraint::default()
         }]),
-        volumes: non_empty(volumes),
+        volumes: non_empty(shared.volumes),
         ..PodSpec::default()
     })
 }
@@ -324,6 +339,17 @@ fn tcp_socket(port: &AppPort) -> TCPSocketAction {
 }
 
 /// Container security context of the restricted Pod Security Standard.
+/// The restricted Pod Security Standard for every pod of the app: non-root
+/// (the user's uid, if set), the runtime's default seccomp profile.
+pub(crate) fn pod_security_context(ctx: &Context<'_>) -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: ctx.app.spec.run_as_user,
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..PodSecurityContext::default()
+    }
+}
+
 pub(crate) fn restricted_container_security_context() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),

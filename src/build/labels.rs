@@ -71,6 +71,15 @@ pub fn signing_keys(app_name: &str) -> BTreeMap<String, String> {
     )
 }
 
+/// Value of [`COMPONENT`] on the CronJobs of spec.schedules and their pods.
+pub const COMPONENT_SCHEDULE: &str = "schedule";
+
+/// All labels of a schedule's CronJob and of its Jobs' pods: never the app's
+/// selector, so its Service and PodDisruptionBudget do not count job pods.
+pub fn schedule(app_name: &str, schedule: &str) -> BTreeMap<String, String> {
+    common(selector(schedule, app_name, COMPONENT_SCHEDULE), app_name)
+}
+
 /// Labels selecting every child of one StatelessApp (for list/watch).
 pub fn owned_by(app_name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([

@@ -13,6 +13,7 @@
 //! is the part of the app's pod template that projects service bindings.
 
 pub mod bindings;
+pub mod cronjob;
 pub mod deployment;
 pub mod hpa;
 pub mod labels;

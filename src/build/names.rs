@@ -39,6 +39,11 @@ pub fn signing_keys_staged(app_name: &str) -> String {
     format!("{app_name}-jwt-next")
 }
 
+/// The CronJob of the app's schedule `schedule` (spec.schedules[].name).
+pub fn schedule(app_name: &str, schedule: &str) -> String {
+    format!("{app_name}-{schedule}")
+}
+
 /// Longest child-name suffix; with it a child name is at most 63 characters.
 pub const LONGEST_SUFFIX: &str = "-redis-data";
 

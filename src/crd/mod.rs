@@ -19,6 +19,7 @@ pub mod bindings;
 mod config_refs;
 pub mod identity;
 pub mod object_storage;
+pub mod schedules;
 mod spec;
 mod status;
 pub mod volumes;
