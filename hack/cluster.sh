@@ -59,12 +59,19 @@ alive() {
   esac
 }
 
-# A port nobody listens on now. The kernel may still hand it to someone else
-# before we bind, so start-up checks each component actually came up.
+# A port nobody listens on now, below the kernel's ephemeral range: a port
+# from inside it can be taken as the source port of any outgoing connection
+# (the plane's own, to the API server) between now and the bind, which then
+# fails with "address already in use" (seen for kube-router's metrics port).
+# Start-up still checks each component actually came up.
 free_port() {
-  local p tries=0
+  local p tries=0 ephemeral_low=32768 lo=20000 hi
+  read -r ephemeral_low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  hi=$(( ephemeral_low - 1 ))
+  (( hi - lo >= 2000 )) || { lo=10000; hi=$(( ephemeral_low - 1 )); }
+  (( hi - lo >= 2000 )) || die "the ephemeral port range starts at $ephemeral_low: no room below it for the plane's ports"
   while (( tries++ < 200 )); do
-    p=$(( 20000 + RANDOM % 30000 ))
+    p=$(( lo + RANDOM % (hi - lo + 1) ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && ! grep -qx "$p" "$RUN_DIR/.ports" 2>/dev/null; then
       echo "$p" >> "$RUN_DIR/.ports"
       echo "$p"; return 0
