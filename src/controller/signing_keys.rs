@@ -80,10 +80,7 @@ pub(super) async fn ensure(
             if plan.is_empty() {
                 // A copy left by a replacement that was cut short.
                 prune::<Secret, _>(at(&staged), cache, changes).await?;
-                return Ok(SigningKeys {
-                    status: Some(status_of(&main, &schedule, &policy)),
-                    wake_at: plan.wake_at,
-                });
+                return Ok(SigningKeys::of(&main, &schedule, &policy, now, request));
             }
         }
     }
@@ -122,11 +119,13 @@ pub(super) async fn ensure(
         .map_err(unusable(&main))?;
     if notes.is_empty() && !restored && live.is_some() {
         // The cache was behind: the Secret already is what is due.
-        let schedule = &keys.schedule;
-        return Ok(SigningKeys {
-            status: Some(status_of(&main, schedule, &policy)),
-            wake_at: schedule.plan(&policy, now, request).wake_at,
-        });
+        return Ok(SigningKeys::of(
+            &main,
+            &keys.schedule,
+            &policy,
+            now,
+            request,
+        ));
     }
 
     let desired = build::signing_keys::secret(app, main.clone(), &keys)?;
@@ -154,11 +153,13 @@ pub(super) async fn ensure(
         (Some(_), _) => {}
     }
     changes.extend(notes);
-    let schedule = &keys.schedule;
-    Ok(SigningKeys {
-        status: Some(status_of(&main, schedule, &policy)),
-        wake_at: schedule.plan(&policy, now, request).wake_at,
-    })
+    Ok(SigningKeys::of(
+        &main,
+        &keys.schedule,
+        &policy,
+        now,
+        request,
+    ))
 }
 
 fn schedule_of(meta: &ObjectMeta) -> Option<&str> {
@@ -170,6 +171,23 @@ fn schedule_of(meta: &ObjectMeta) -> Option<&str> {
 
 fn data_of(secret: &Secret) -> std::collections::BTreeMap<String, k8s_openapi::ByteString> {
     secret.data.clone().unwrap_or_default()
+}
+
+impl SigningKeys {
+    /// The key set `schedule` in Secret `secret_name`, as shown in the
+    /// status, and when it is next due.
+    fn of(
+        secret_name: &str,
+        schedule: &Schedule,
+        policy: &Policy,
+        now: Timestamp,
+        request: Option<&str>,
+    ) -> Self {
+        Self {
+            status: Some(status_of(secret_name, schedule, policy)),
+            wake_at: schedule.plan(policy, now, request).wake_at,
+        }
+    }
 }
 
 /// The status: key ids and times, from the schedule alone.
