@@ -49,7 +49,7 @@ impl<K> Applied<K> {
 }
 
 /// Stamp `desired` with its own digest, then server-side apply it unless the
-/// live object (from the cache: no read is sent) already matches. Conflicts are forced: the operator is the
+/// live object (from the cache: no read is sent, but before a create) already matches. Conflicts are forced: the operator is the
 /// only intended owner of the fields it sets. An existing object of that name
 /// that `app` does not control (a user's own, or another app's) is never
 /// taken over.
@@ -81,6 +81,18 @@ where
         source,
     })?;
 
+    // Most caches hold only objects with the operator's labels: a user's
+    // object of the same name is not in them. Before a create, ask the API
+    // server (one read, only when the cache has nothing) so that it is
+    // reported, not taken over by a forced apply.
+    let found;
+    let live = match live {
+        Some(live) => Some(live),
+        None => {
+            found = api.get_opt(&name).await.map_err(ctx("get"))?;
+            found.as_ref()
+        }
+    };
     if let Some(live) = live {
         if !is_controlled_by(live.meta(), app) {
             return Err(Error::ChildConflict {
