@@ -19,6 +19,7 @@ use std::time::Duration;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Node, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
@@ -400,6 +401,10 @@ async fn lists_everywhere(client: &Client) -> Vec<(&'static str, bool)> {
                 .list(&one)
                 .await
                 .is_ok(),
+        ),
+        (
+            "cronjobs",
+            Api::<CronJob>::all(client.clone()).list(&one).await.is_ok(),
         ),
         (
             "ingresses",

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -646,6 +647,27 @@ async fn invalid_specs_are_rejected_with_actionable_messages() {
             json!({"identity": {"jwt": {"rotationPeriod": "30d"}}}),
             "spec.identity.jwt.rotationPeriod",
         ),
+        (
+            json!({"schedules": [{"name": "nightly", "schedule": "every night"}]}),
+            "schedules[].schedule must have five fields",
+        ),
+        (
+            json!({"schedules": [{"name": "nightly", "schedule": "CRON_TZ=UTC 0 3 * * *"}]}),
+            "put the time zone in schedules[].timeZone",
+        ),
+        (
+            json!({"schedules": [{"name": "Nightly_Report", "schedule": "0 3 * * *"}]}),
+            "spec.schedules[0].name",
+        ),
+        (
+            json!({"schedules": [{"name": "nightly", "schedule": "0 3 * * *"},
+                                 {"name": "nightly", "schedule": "0 4 * * *"}]}),
+            "Duplicate value",
+        ),
+        (
+            json!({"schedules": [{"name": "nightly", "schedule": "0 3 * * *", "backoffLimit": 50}]}),
+            "schedules[].backoffLimit must be between 0 and 10",
+        ),
     ];
     for (patch, expected) in cases {
         let mut app = basic_app("bad");
@@ -673,6 +695,20 @@ async fn invalid_specs_are_rejected_with_actionable_messages() {
     assert!(
         err.to_string()
             .contains(&stateless_operator::crd::MAX_NAME_LENGTH.to_string()),
+        "{err}"
+    );
+    // App and schedule name together name the CronJob, whose Jobs add 11.
+    let mut long_schedule = basic_app(&"a".repeat(40));
+    long_schedule["spec"]["schedules"] =
+        json!([{"name": "nightly-report", "schedule": "0 3 * * *"}]);
+    let obj: StatelessApp = serde_json::from_value(long_schedule).expect("typed app");
+    let err = apps
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect_err("too long a CronJob name rejected");
+    assert!(
+        err.to_string()
+            .contains("metadata.name and a schedules[].name together must be at most 51"),
         "{err}"
     );
     assert!(
@@ -1476,6 +1512,184 @@ async fn jwt_keys_are_created_rotated_and_retired_without_losing_a_live_token() 
                 .get("idp")
                 .await
                 .is_ok_and(|a| signing_keys_status(&a).is_none())
+    })
+    .await;
+}
+
+fn schedules_status(app: &StatelessApp) -> serde_json::Value {
+    serde_json::to_value(app.status.as_ref().map(|s| s.schedules.clone())).expect("serializes")
+}
+
+#[tokio::test]
+async fn schedules_become_cronjobs_refused_ones_are_reported_and_removed_ones_pruned() {
+    let (client, ns, _operator) = setup("ctrl-cron").await;
+    let mut app = basic_app("jobs");
+    app["spec"]["schedules"] = json!([
+        {"name": "report", "schedule": "0 3 * * *", "command": ["report"]},
+        {"name": "sweep", "schedule": "@hourly", "concurrencyPolicy": "Replace",
+         "suspend": true, "backoffLimit": 0},
+    ]);
+    apply_objects(&client, &ns.name, std::slice::from_ref(&app)).await;
+    let apps = ns.api::<StatelessApp>();
+    let cron_jobs = ns.api::<CronJob>();
+    let live = wait_ready(&apps, "jobs", WAIT).await;
+
+    let report = cron_jobs
+        .get("jobs-report")
+        .await
+        .expect("CronJob jobs-report");
+    assert!(owned_by(&report, &live));
+    let spec = serde_json::to_value(report.spec.as_ref().expect("spec")).expect("serializes");
+    assert_eq!(spec["schedule"], "0 3 * * *");
+    assert_eq!(spec["concurrencyPolicy"], "Forbid", "Forbid by default");
+    let pod = &spec["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let container = &pod["containers"][0];
+    assert_eq!(container["command"], json!(["report"]));
+    assert!(
+        container["env"]
+            .as_array()
+            .is_some_and(|env| env.iter().any(|e| e["name"] == "REDIS_URL"
+                && e["valueFrom"]["secretKeyRef"]["name"] == "jobs-redis")),
+        "the job reaches the app's session store: {container}"
+    );
+    let sweep = cron_jobs
+        .get("jobs-sweep")
+        .await
+        .expect("CronJob jobs-sweep");
+    let sweep_spec = sweep.spec.as_ref().expect("spec");
+    assert_eq!(sweep_spec.concurrency_policy.as_deref(), Some("Replace"));
+    assert_eq!(sweep_spec.suspend, Some(true));
+    wait_until(WAIT, "status.schedules lists both CronJobs", || async {
+        apps.get("jobs").await.ok().map(|a| schedules_status(&a))
+            == Some(json!([
+                {"name": "report", "cronJobName": "jobs-report", "active": 0},
+                {"name": "sweep", "cronJobName": "jobs-sweep", "active": 0},
+            ]))
+    })
+    .await;
+    // The job pods are not the web tier's: its Service and PDB select only
+    // the app's pods, but its session store admits both.
+    let job_labels = report
+        .spec
+        .as_ref()
+        .and_then(|s| s.job_template.spec.as_ref())
+        .and_then(|j| j.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .expect("job pod labels");
+    let service = ns.api::<Service>().get("jobs").await.expect("Service");
+    let selector = service
+        .spec
+        .and_then(|s| s.selector)
+        .expect("Service selector");
+    assert!(
+        selector.iter().any(|(k, v)| job_labels.get(k) != Some(v)),
+        "{selector:?} must not select job pods {job_labels:?}"
+    );
+    let policy = ns
+        .api::<NetworkPolicy>()
+        .get("jobs-redis")
+        .await
+        .expect("NetworkPolicy");
+    let peer = serde_json::to_value(&policy).expect("serializes")["spec"]["ingress"][0]["from"][0]
+        ["podSelector"]
+        .clone();
+    assert_eq!(peer["matchLabels"]["app.kubernetes.io/instance"], "jobs");
+    assert_eq!(
+        peer["matchExpressions"][0]["values"],
+        json!(["app", "schedule"])
+    );
+
+    // A CronJob of the same name that the app does not control is never
+    // taken over: Ready says which, and nothing else stops.
+    let foreign: CronJob = serde_json::from_value(json!({
+        "metadata": {"name": "jobs-backup"},
+        "spec": {"schedule": "0 1 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "backup:1"}]}}}}}
+    }))
+    .expect("CronJob");
+    cron_jobs
+        .create(&PostParams::default(), &foreign)
+        .await
+        .expect("create a user's CronJob");
+    let mut with_backup = app.clone();
+    with_backup["spec"]["schedules"]
+        .as_array_mut()
+        .expect("schedules")
+        .push(json!({"name": "backup", "schedule": "0 2 * * *"}));
+    apply_objects(&client, &ns.name, std::slice::from_ref(&with_backup)).await;
+    let not_ready = |reason: &'static str, text: &'static str| {
+        let apps = apps.clone();
+        async move {
+            wait_until(WAIT, &format!("Ready=False, {reason}: {text}"), || async {
+                apps.get("jobs")
+                    .await
+                    .ok()
+                    .and_then(|a| condition(&a, "Ready"))
+                    .is_some_and(|(s, r, m)| s == "False" && r == reason && m.contains(text))
+            })
+            .await;
+        }
+    };
+    not_ready("ChildConflict", "jobs-backup").await;
+    let untouched = cron_jobs
+        .get("jobs-backup")
+        .await
+        .expect("the user's CronJob");
+    assert!(untouched.owner_references().is_empty());
+    assert_eq!(
+        untouched
+            .spec
+            .and_then(|s| s.job_template.spec)
+            .map(|j| j.template.spec.map(|p| p.containers[0].image.clone())),
+        Some(Some(Some("backup:1".into())))
+    );
+
+    // A schedule the API server refuses (an unknown time zone) is reported
+    // with its message, and the web tier stays as it was.
+    let mut bad_zone = app.clone();
+    bad_zone["spec"]["schedules"][0]["timeZone"] = json!("Mars/Olympus_Mons");
+    apply_objects(&client, &ns.name, std::slice::from_ref(&bad_zone)).await;
+    not_ready("ApiError", "Mars/Olympus_Mons").await;
+    assert!(
+        ns.api::<Deployment>()
+            .get_opt("jobs")
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    // A removed schedule's CronJob goes; the other stays, unchanged.
+    let mut fewer = app.clone();
+    fewer["spec"]["schedules"] = json!([app["spec"]["schedules"][0].clone()]);
+    apply_objects(&client, &ns.name, std::slice::from_ref(&fewer)).await;
+    wait_ready(&apps, "jobs", WAIT).await;
+    wait_until(WAIT, "CronJob jobs-sweep pruned", || async {
+        cron_jobs
+            .get_opt("jobs-sweep")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    })
+    .await;
+    let kept = cron_jobs
+        .get("jobs-report")
+        .await
+        .expect("jobs-report stays");
+    assert_eq!(kept.metadata.uid, report.metadata.uid);
+    assert!(
+        cron_jobs
+            .get_opt("jobs-backup")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    wait_until(WAIT, "status.schedules lists one", || async {
+        apps.get("jobs").await.ok().map(|a| schedules_status(&a))
+            == Some(json!([{"name": "report", "cronJobName": "jobs-report", "active": 0}]))
     })
     .await;
 }

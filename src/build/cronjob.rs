@@ -11,17 +11,15 @@ use super::deployment::{
     APP_CONTAINER, non_empty, pod_security_context, restricted_container_security_context, shared,
 };
 use super::{BuildError, BuildInputs, Context, labels, names};
-use crate::crd::StatelessApp;
 use crate::crd::schedules::{DEFAULT_BACKOFF_LIMIT, ScheduleSpec};
 
 /// The CronJob of `schedule`, one of the app's schedules.
-pub fn build(
-    app: &StatelessApp,
+pub(super) fn build(
+    ctx: &Context<'_>,
     inputs: &BuildInputs,
     schedule: &ScheduleSpec,
 ) -> Result<CronJob, BuildError> {
-    let ctx = &Context::new(app)?;
-    let spec = &app.spec;
+    let spec = &ctx.app.spec;
     let shared = shared(ctx, inputs)?;
     let pod_labels = labels::schedule(ctx.name, &schedule.name);
     // A command of the schedule's own replaces the app's command and args
@@ -99,8 +97,11 @@ mod tests {
     use super::*;
 
     fn cronjob(spec: serde_json::Value, schedule: serde_json::Value) -> serde_json::Value {
-        let schedule: ScheduleSpec = serde_json::from_value(schedule).expect("a schedule");
-        to_json(&build(&app(spec), &BuildInputs::default(), &schedule).expect("builds"))
+        let mut spec = spec;
+        spec["schedules"] = json!([schedule]);
+        let children = crate::build::children(&app(spec), &BuildInputs::default()).expect("builds");
+        assert_eq!(children.schedules.len(), 1);
+        to_json(&children.schedules[0])
     }
 
     #[test]

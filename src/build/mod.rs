@@ -9,7 +9,8 @@
 //! produces byte-identical objects and an unchanged app causes no writes.
 //!
 //! One module per child kind: [`deployment`], [`service`], [`hpa`], [`pdb`]
-//! for the app itself, [`redis`] for the managed session store; [`bindings`]
+//! for the app itself, [`cronjob`] for its schedules, [`redis`] for the
+//! managed session store; [`bindings`]
 //! is the part of the app's pod template that projects service bindings.
 
 pub mod bindings;
@@ -25,6 +26,7 @@ pub mod signing_keys;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -80,6 +82,8 @@ pub struct Children {
     pub pdb: PodDisruptionBudget,
     /// The managed Redis, only when `sessionStore.type` is managed.
     pub session_store: Option<ManagedRedis>,
+    /// The CronJob `<name>-<schedule>` of each of `spec.schedules`, in order.
+    pub schedules: Vec<CronJob>,
 }
 
 /// The objects of the operator-managed Redis session store. Its Secret is not
@@ -192,6 +196,12 @@ pub fn children(app: &StatelessApp, inputs: &BuildInputs) -> Result<Children, Bu
         hpa: hpa::build(&ctx),
         pdb: pdb::build(&ctx),
         session_store: redis::build(&ctx, inputs)?,
+        schedules: app
+            .spec
+            .schedules
+            .iter()
+            .map(|schedule| cronjob::build(&ctx, inputs, schedule))
+            .collect::<Result<_, _>>()?,
     })
 }
 

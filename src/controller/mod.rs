@@ -16,6 +16,7 @@ mod object_storage;
 pub mod observe;
 mod reconcile;
 pub mod recorder;
+mod schedules;
 mod session_store;
 mod signing_keys;
 pub mod status;
@@ -606,6 +607,7 @@ async fn run_scope<S>(
             c.network_policies.clone(),
         ))
         .owns_stream(cached(&client, ns, watches, ours(), c.pvcs.clone()))
+        .owns_stream(cached(&client, ns, watches, ours(), c.cron_jobs.clone()))
         .owns_stream(cached(&client, ns, watches, ours(), c.config_maps.clone()))
         .watches_stream(
             cached(&client, ns, watches, all(), c.services.clone()),

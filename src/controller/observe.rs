@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -44,6 +45,8 @@ pub struct Caches {
     pub pdbs: Arc<Cache<PodDisruptionBudget>>,
     pub network_policies: Arc<Cache<NetworkPolicy>>,
     pub pvcs: Arc<Cache<PersistentVolumeClaim>>,
+    /// Our own CronJobs (spec.schedules), indexed by the app controlling them.
+    pub cron_jobs: Arc<Cache<CronJob>>,
     /// Our own ConfigMaps (the managed Redis's configuration), whole.
     pub config_maps: Arc<Cache<ConfigMap>>,
     /// Every ConfigMap and Secret, metadata only (name, uid, version, owners).
@@ -93,6 +96,7 @@ impl Caches {
                 Cache::new(cache::without_status::<PersistentVolumeClaim>)
                     .trimmed(|pvc| pvc.status = None),
             ),
+            cron_jobs: Arc::new(Cache::new(cron_job_fingerprint).indexed(cron_job_index)),
             config_maps: Arc::new(Cache::new(cache::without_status::<ConfigMap>)),
             config_map_meta: Arc::new(
                 Cache::new(cache::any_version::<PartialObjectMeta<ConfigMap>>)
@@ -129,6 +133,7 @@ impl Caches {
             self.pdbs.is_listed(namespace),
             self.network_policies.is_listed(namespace),
             self.pvcs.is_listed(namespace),
+            self.cron_jobs.is_listed(namespace),
             self.config_maps.is_listed(namespace),
             self.config_map_meta.is_listed(namespace),
             self.secret_meta.is_listed(namespace),
@@ -157,6 +162,12 @@ impl Caches {
             .collect();
         found.sort_by_key(|svc| svc.name_any());
         found
+    }
+
+    /// CronJobs in `namespace` whose controller is the app `name` (by name:
+    /// whether it is this app's uid is the caller's check).
+    pub fn cron_jobs_of(&self, namespace: &str, name: &str) -> Vec<Arc<CronJob>> {
+        self.cron_jobs.by_index(&owner_key(namespace, name))
     }
 
     /// Ingresses in `namespace` with a backend on Service `service`.
@@ -541,6 +552,39 @@ fn metadata_only<K>(object: &mut PartialObjectMeta<K>) {
         .and_then(|mut all| all.remove_entry(SCHEDULE_ANNOTATION))
         .map(|kept| [kept].into());
     meta.finalizers = None;
+}
+
+/// A CronJob's spec and metadata, and the part of its status the app's
+/// status shows (a run starting or ending).
+fn cron_job_fingerprint(cron_job: &CronJob) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    cache::without_status(cron_job).hash(&mut hasher);
+    if let Some(status) = &cron_job.status {
+        let time = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+            t.as_ref().map(|t| t.0.as_second())
+        };
+        (
+            time(&status.last_schedule_time),
+            time(&status.last_successful_time),
+            status.active.as_ref().map_or(0, Vec::len),
+        )
+            .hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+fn cron_job_index(cron_job: &CronJob) -> Vec<String> {
+    let namespace = cron_job.namespace().unwrap_or_default();
+    cron_job
+        .owner_references()
+        .iter()
+        .filter(|o| o.controller == Some(true) && o.kind == crate::crd::KIND)
+        .map(|o| owner_key(&namespace, &o.name))
+        .collect()
+}
+
+fn owner_key(namespace: &str, app: &str) -> String {
+    format!("{namespace}\0owner\0{app}")
 }
 
 fn instance_key(namespace: &str, app: &str) -> String {

@@ -2,7 +2,7 @@
 //! observe (referenced config, session store) → build (pure) → apply (only
 //! what changed) → prune (managed objects no longer wanted) → status. The
 //! session store's Secrets live in [`super::session_store`], the JWT signing
-//! keys in [`super::signing_keys`], the config hash in
+//! keys in [`super::signing_keys`], the CronJobs in [`super::schedules`], the config hash in
 //! [`super::config_hash`], Events and findings in [`super::events`].
 //!
 //! Errors do not skip the status step: the app always says why it is not
@@ -23,7 +23,8 @@ use super::cache::Cache;
 use super::compliance;
 use super::status::{self, Observation, Observed};
 use super::{
-    Context, Error, config_hash, events, object_storage, observe, session_store, signing_keys,
+    Context, Error, config_hash, events, object_storage, observe, schedules, session_store,
+    signing_keys,
 };
 use crate::build::{self, BuildInputs, FIELD_MANAGER, is_controlled_by, names};
 use crate::crd::{SessionStoreStatus, SessionStoreType, StatelessApp};
@@ -253,6 +254,8 @@ async fn converge(
     apply_child(&target, &ctx.caches.services, changes, children.service).await?;
     apply_child(&target, &ctx.caches.hpas, changes, children.hpa).await?;
     apply_child(&target, &ctx.caches.pdbs, changes, children.pdb).await?;
+    observed.schedules =
+        Some(schedules::ensure(&target, children.schedules, blocked, changes).await?);
 
     observed.ready = Some(match &observed.session_store_ready {
         Some(store) if !store.status => {
@@ -284,7 +287,7 @@ impl<'a> Target<'a> {
 
 /// Apply one child (see [`apply`]) against its cached live object, note the
 /// change, remember the write in the cache, and return the live object.
-async fn apply_child<K>(
+pub(super) async fn apply_child<K>(
     target: &Target<'_>,
     cache: &Cache<K>,
     changes: &mut Vec<String>,

@@ -6,10 +6,12 @@
 //! the same thing serializes identically, so an unchanged app gets no patch.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::{
-    SessionStoreStatus, SigningKeysStatus, StatelessAppStatus, Violation, condition_types,
+    ScheduleStatus, SessionStoreStatus, SigningKeysStatus, StatelessAppStatus, Violation,
+    condition_types,
 };
 
 /// One condition as computed this round (without timestamps).
@@ -41,6 +43,8 @@ pub struct Observed {
     pub ready_replicas: Option<i32>,
     pub session_store: Option<SessionStoreStatus>,
     pub signing_keys: Option<SigningKeysStatus>,
+    /// `None` when the schedules step was not reached: the status keeps what it had.
+    pub schedules: Option<Vec<ScheduleStatus>>,
     pub violations: Vec<Violation>,
     pub violation_count: i32,
 }
@@ -77,6 +81,10 @@ pub fn next_status(
         ready_replicas: observed.ready_replicas,
         session_store: observed.session_store.clone(),
         signing_keys: observed.signing_keys.clone().map(Box::new),
+        schedules: match &observed.schedules {
+            Some(schedules) => schedules.clone(),
+            None => current.map(|s| s.schedules.clone()).unwrap_or_default(),
+        },
         violations: observed.violations.clone(),
         violation_count: observed.violation_count,
     }
@@ -112,6 +120,25 @@ pub fn condition_status(status: Option<&StatelessAppStatus>, type_: &str) -> Opt
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| c.status == "True")
+}
+
+/// What a schedule's CronJob says about its runs (nothing yet, when the
+/// Enforce policy kept it from being created).
+pub fn schedule_status(
+    schedule: &str,
+    cron_job_name: String,
+    live: Option<&CronJob>,
+) -> ScheduleStatus {
+    let status = live.and_then(|c| c.status.as_ref());
+    ScheduleStatus {
+        name: schedule.to_string(),
+        cron_job_name,
+        last_schedule_time: status.and_then(|s| s.last_schedule_time.clone()),
+        last_successful_time: status.and_then(|s| s.last_successful_time.clone()),
+        active: status
+            .and_then(|s| s.active.as_ref())
+            .map_or(0, |a| i32::try_from(a.len()).unwrap_or(i32::MAX)),
+    }
 }
 
 /// Is the app's Deployment rolled out with at least `min` ready pods?

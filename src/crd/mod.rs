@@ -33,10 +33,11 @@ pub use bindings::ServiceBindingsSpec;
 pub use config_refs::{ConfigKind, ConfigRef};
 pub use identity::{IdentitySpec, JwtAlgorithm, JwtSpec};
 pub use object_storage::{ObjectStorageCredentials, ObjectStorageSpec};
+pub use schedules::ScheduleSpec;
 pub use spec::*;
 pub use status::{
-    MAX_STATUS_VIOLATIONS, SessionStoreStatus, SigningKeysStatus, StatelessAppStatus, Violation,
-    condition_types,
+    MAX_STATUS_VIOLATIONS, ScheduleStatus, SessionStoreStatus, SigningKeysStatus,
+    StatelessAppStatus, Violation, condition_types,
 };
 
 /// API group of the resource.

@@ -1,19 +1,29 @@
 //! `spec.schedules[]`: timers out of the web process, as CronJobs of the
 //! app's own image, so a job runs once per schedule instead of once per
 //! replica (or not at all when the replica that kept the timer is gone).
-//!
-//! Not yet a field of [`crate::crd::StatelessAppSpec`]: the types and their
-//! builder ([`crate::build::cronjob`]) are here; the field joins the CRD with
-//! the controller step that applies and prunes the CronJobs.
+//! The CronJobs are built by [`crate::build::cronjob`].
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::KubeSchema;
+use kube::core::Rule;
 use serde::{Deserialize, Serialize};
 
 /// Longest CronJob name: its Jobs add 11 characters to it, and a Job's name
 /// (a label value on its pods) may have 63. The CronJob is
 /// `<app>-<schedule>`, so app and schedule name together have at most 51.
 pub const MAX_CRONJOB_NAME_LENGTH: usize = 52;
+
+/// The CRD rule (on the whole object: it needs `metadata.name`) that keeps
+/// every `<app>-<schedule>` within [`MAX_CRONJOB_NAME_LENGTH`].
+pub fn name_length_rule() -> Rule {
+    let limit = MAX_CRONJOB_NAME_LENGTH - 1;
+    Rule::new(format!(
+        "!has(self.spec.schedules) || self.spec.schedules.all(s, self.metadata.name.size() + s.name.size() <= {limit})"
+    ))
+    .message(format!(
+        "metadata.name and a schedules[].name together must be at most {limit} characters: the CronJob is named <app>-<schedule> and its Jobs add 11 more, within the 63 of a label value; shorten the schedule's name"
+    ).as_str())
+}
 
 /// One scheduled job of the app.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -26,8 +36,12 @@ pub struct ScheduleSpec {
     )]
     pub name: String,
 
-    /// When to run, in cron syntax (minute hour day-of-month month day-of-week, or @hourly, @daily, ...), e.g. `*/15 * * * *`.
+    /// When to run, in cron syntax (minute hour day-of-month month day-of-week, or @hourly, @daily, ...), e.g. `*/15 * * * *`. The time zone goes in timeZone, not in here.
     #[schemars(length(min = 1, max = 100))]
+    #[x_kube(
+        validation = Rule::new(r"self.startsWith('@') || self.trim().matches('^\\S+(\\s+\\S+){4}$')").message("schedules[].schedule must have five fields (minute hour day-of-month month day-of-week), e.g. '*/15 * * * *', or be a macro such as @hourly or @daily"),
+        validation = Rule::new("!self.contains('TZ=')").message("schedules[].schedule must not set CRON_TZ or TZ: put the time zone in schedules[].timeZone")
+    )]
     pub schedule: String,
 
     /// Time zone of the schedule (an IANA name such as Europe/Berlin); unset uses the kube-controller-manager's.

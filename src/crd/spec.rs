@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::bindings::ServiceBindingsSpec;
 use super::identity::IdentitySpec;
 use super::object_storage::ObjectStorageSpec;
+use super::schedules::{self, ScheduleSpec};
 use super::status::StatelessAppStatus;
 
 /// Longest `metadata.name` a StatelessApp may have.
@@ -104,6 +105,7 @@ pub const DEFAULT_EXTERNAL_SECRET_KEY: &str = "url";
     ),
     validation = super::volumes::node_local_rule(),
     validation = super::volumes::persistent_rule(),
+    validation = schedules::name_length_rule(),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
         "metadata.name must start with a lowercase letter and contain only lowercase letters, digits and '-': it also names the app's Service, which must be a DNS-1035 label"
     ),
@@ -197,6 +199,12 @@ pub struct StatelessAppSpec {
     /// Also give the session store and the object storage to every container as service bindings (servicebinding.io): files under `root` (default /bindings, set as SERVICE_BINDING_ROOT), one directory per binding. `serviceBindings: {}` turns them on with the defaults; unset projects none (the env vars are set either way).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_bindings: Option<ServiceBindingsSpec>,
+
+    /// Scheduled jobs of the app, instead of timers or cron inside the web process (where every replica runs them, or none after the one that did is gone): each becomes a CronJob `<name>-<schedule name>` of the app's image with its env, config, session store, signing keys and object storage, the same restricted pod security, and concurrencyPolicy Forbid unless set. Removing one deletes its CronJob.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub schedules: Vec<ScheduleSpec>,
 
     /// How the statelessness rules are enforced for this application.
     #[serde(default)]
@@ -673,6 +681,7 @@ impl Default for StatelessAppSpec {
             object_storage: None,
             identity: None,
             service_bindings: None,
+            schedules: Vec::new(),
             policy: PolicySpec::default(),
         }
     }

@@ -52,6 +52,11 @@ pub struct StatelessAppStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_keys: Option<Box<SigningKeysStatus>>,
 
+    /// The CronJobs of spec.schedules, by schedule name: when each last started a run and last finished one successfully.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub schedules: Vec<ScheduleStatus>,
+
     /// Statelessness rule violations found in the spec and its children, at most 50 (see violationCount for the total).
     #[serde(default)]
     #[schemars(length(max = 50))]
@@ -87,6 +92,29 @@ pub struct SigningKeysStatus {
 
     /// When the next key takes over (the operator rotates at the first reconcile after it).
     pub next_rotation: Time,
+}
+
+/// One schedule's CronJob, as its status says.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleStatus {
+    /// Name of the schedule (spec.schedules[].name).
+    pub name: String,
+
+    /// Name of its CronJob.
+    pub cron_job_name: String,
+
+    /// When a run was last started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+
+    /// When a run last completed successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+
+    /// Runs in progress now.
+    #[serde(default)]
+    pub active: i32,
 }
 
 /// References to the session store in use. Never a secret value.

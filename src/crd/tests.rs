@@ -121,6 +121,7 @@ fn cel_rules_and_messages() {
     };
     let node_local = rule_text(super::volumes::node_local_rule());
     let persistent = rule_text(super::volumes::persistent_rule());
+    let name_length = rule_text(super::schedules::name_length_rule());
     let mut rules = Vec::new();
     cel_rules(&schema(), "", &mut rules);
     let rules: Vec<(&str, &str)> = rules
@@ -136,6 +137,7 @@ fn cel_rules_and_messages() {
             ("", "self.metadata.name.size() <= 52"),
             ("", node_local.as_str()),
             ("", persistent.as_str()),
+            ("", name_length.as_str()),
             (
                 "",
                 "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
@@ -173,6 +175,14 @@ fn cel_rules_and_messages() {
             (".spec.replicas", "self.min >= 1"),
             (".spec.replicas", "self.min <= self.max"),
             (".spec.runAsUser", "self >= 1"),
+            (".spec.schedules[].activeDeadlineSeconds", "self >= 1"),
+            (".spec.schedules[].backoffLimit", "self >= 0 && self <= 10"),
+            (
+                ".spec.schedules[].schedule",
+                r"self.startsWith('@') || self.trim().matches('^\\S+(\\s+\\S+){4}$')"
+            ),
+            (".spec.schedules[].schedule", "!self.contains('TZ=')"),
+            (".spec.schedules[].startingDeadlineSeconds", "self >= 1"),
             (".spec.service.port", "self >= 1 && self <= 65535"),
             (
                 ".spec.serviceBindings.root",
@@ -416,12 +426,19 @@ fn full_example_sets_every_field() {
             "serviceBindings",
             &spec_schema["properties"]["serviceBindings"],
         ),
+        (
+            "schedules.0",
+            &spec_schema["properties"]["schedules"]["items"],
+        ),
         ("policy", &spec_schema["properties"]["policy"]),
     ];
     for (path, struct_schema) in own_structs {
         let mut object = &value;
         for segment in path.split('.').filter(|s| !s.is_empty()) {
-            object = &object[segment];
+            object = match segment.parse::<usize>() {
+                Ok(index) => &object[index],
+                Err(_) => &object[segment],
+            };
         }
         for field in struct_schema["properties"]
             .as_object()

@@ -399,7 +399,11 @@ pub static CATALOGUE: [RuleInfo; 10] = [
         why: "Every replica runs its own copy of the schedule, so jobs run N times after \
               scaling out, and a job in flight dies with the pod on each rolling deploy.",
         remediation: "Run scheduled work once per cluster: a Kubernetes CronJob, or a single \
-                      queue worker/scheduler Deployment fed by a queue (Redis, SQS).",
+                      queue worker/scheduler Deployment fed by a queue (Redis, SQS). On a \
+                      StatelessApp, list the jobs in `spec.schedules` (name, cron `schedule`, \
+                      `command`): the operator runs each as a CronJob of the app's image with its \
+                      env, session store and keys, `concurrencyPolicy: Forbid` by default, and \
+                      the web pods keep only the server.",
         detects: "A container of an application pod whose command or args run `cron`, `crond`, \
                   `supercronic`, `go-crond`, `php artisan schedule:work|schedule:run`, \
                   `celery beat` (or `celery worker -B`) or `rqscheduler`, or `supervisord` with a \

@@ -111,6 +111,9 @@ yet creates it, which the API server authorizes as "create".
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Secrets: no update or patch, so the operator can change no one's Secret.
 # The managed Redis Secret is created once; after its password is rotated it
 # is replaced (delete, guarded by uid and resourceVersion, then create), and

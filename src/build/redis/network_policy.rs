@@ -1,17 +1,19 @@
-//! NetworkPolicy `<name>-redis`: only the app's pods reach Redis.
+//! NetworkPolicy `<name>-redis`: only the app's pods (web tier and
+//! scheduled jobs) reach Redis.
 
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
     NetworkPolicySpec,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::REDIS_PORT;
 use crate::build::{Context, labels, names};
 
-/// Ingress to the Redis pod is denied except from pods with the app's
-/// selector labels in the same namespace, on TCP 6379; all egress is denied
+/// Ingress to the Redis pod is denied except from the app's pods in the same
+/// namespace (its instance label, and a component that connects: the web
+/// tier or a scheduled job, never another Redis), on TCP 6379; all egress is denied
 /// (Redis opens no connection: no replication, no DNS). Answers to its
 /// clients are not egress: policies are stateful.
 pub(super) fn build(ctx: &Context<'_>) -> NetworkPolicy {
@@ -26,7 +28,7 @@ pub(super) fn build(ctx: &Context<'_>) -> NetworkPolicy {
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(vec![NetworkPolicyPeer {
-                    pod_selector: Some(selector(labels::app_selector(ctx.name))),
+                    pod_selector: Some(clients(ctx.name)),
                     ..NetworkPolicyPeer::default()
                 }]),
                 ports: Some(vec![NetworkPolicyPort {
@@ -37,6 +39,21 @@ pub(super) fn build(ctx: &Context<'_>) -> NetworkPolicy {
             }]),
             egress: Some(Vec::new()),
         }),
+    }
+}
+
+/// The pods of app `name` that use its session store.
+fn clients(name: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some([(labels::INSTANCE.to_string(), name.to_string())].into()),
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: labels::COMPONENT.to_string(),
+            operator: "In".into(),
+            values: Some(vec![
+                labels::COMPONENT_APP.to_string(),
+                labels::COMPONENT_SCHEDULE.to_string(),
+            ]),
+        }]),
     }
 }
 
@@ -67,7 +84,14 @@ mod tests {
                     "podSelector": {"matchLabels": redis_selector()},
                     "policyTypes": ["Ingress", "Egress"],
                     "ingress": [{
-                        "from": [{"podSelector": {"matchLabels": app_selector()}}],
+                        "from": [{"podSelector": {
+                            "matchLabels": {"app.kubernetes.io/instance": "shop"},
+                            "matchExpressions": [{
+                                "key": "app.kubernetes.io/component",
+                                "operator": "In",
+                                "values": ["app", "schedule"],
+                            }],
+                        }}],
                         "ports": [{"port": 6379, "protocol": "TCP"}]
                     }],
                     "egress": []
