@@ -79,6 +79,14 @@ ip link add sotest0 type bridge
 BEFORE="$(snapshot)"
 expect_failure "bridge name taken" "interface named sotest0 exists" \
   env STATELESS_BRIDGE=sotest0 STATELESS_RUN_DIR="$BASE_RUN_DIR-bridge" "$CLUSTER" up
+
+# 2b. The same, while a crashed plane whose run dir is gone still owns the
+#     node: its clean-up removes its own bridge (recorded with the owner), never
+#     the interface named by this run's STATELESS_BRIDGE.
+printf '%s\n%s\n' "$BASE_RUN_DIR-gone" sobr0 > "$NODE_OWNER_FILE"
+expect_failure "bridge name taken, a crashed plane's run dir gone" "interface named sotest0 exists" \
+  env STATELESS_BRIDGE=sotest0 STATELESS_RUN_DIR="$BASE_RUN_DIR-bridge" "$CLUSTER" up
+[[ ! -f "$NODE_OWNER_FILE" ]] || die "node-failures: the crashed plane's owner file is still there"
 ip link delete sotest0
 BEFORE="$(snapshot)"
 

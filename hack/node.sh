@@ -108,17 +108,21 @@ node_preflight() {
 # that the next `up` starts clean; a live one of another plane is refused.
 node_clean_leftovers() {
   [[ -f "$NODE_OWNER_FILE" ]] || return 0
-  local owner; owner=$(cat "$NODE_OWNER_FILE")
+  local owner bridge
+  owner=$(sed -n 1p "$NODE_OWNER_FILE")
+  # The crashed plane's bridge, not this run's STATELESS_BRIDGE: a name this
+  # run was given may belong to an interface that is not ours.
+  bridge=$(sed -n 2p "$NODE_OWNER_FILE")
   [[ "$owner" == "$RUN_DIR" ]] && return 0
   if [[ -d "$owner" ]] && STATELESS_RUN_DIR="$owner" "$HACK_DIR/cluster.sh" status >/dev/null 2>&1; then
     die "real node: the plane in $owner runs the real node; stop it first (STATELESS_RUN_DIR=$owner $HACK_DIR/cluster.sh down) or set STATELESS_REAL_NODE=0"
   fi
   log "real node: cleaning up a node left by a crashed plane in $owner"
-  STATELESS_RUN_DIR="$owner" "$HACK_DIR/cluster.sh" down >&2 || true
+  STATELESS_RUN_DIR="$owner" STATELESS_BRIDGE="${bridge:-sobr0}" "$HACK_DIR/cluster.sh" down >&2 || true
   # The plane's down removes the owner file; a plane whose run dir is gone
   # left only host state, which the generic clean-up below removes.
   if [[ -f "$NODE_OWNER_FILE" ]]; then
-    node_teardown_host "$owner"
+    node_teardown_host "$owner" "${bridge:-sobr0}"
     rm -f "$NODE_OWNER_FILE"
   fi
 }
@@ -129,7 +133,7 @@ node_clean_leftovers() {
 
 node_network_up() {
   mkdir -p "$NODE_DIR"
-  echo "$RUN_DIR" > "$NODE_OWNER_FILE"
+  printf '%s\n%s\n' "$RUN_DIR" "$NODE_BRIDGE" > "$NODE_OWNER_FILE"
   local s p
   for s in "${NODE_SYSCTLS[@]}"; do
     p="/proc/sys/${s//.//}"
@@ -525,7 +529,7 @@ node_teardown_host() {
   fi
   # Conntrack entries of the pod network would otherwise linger.
   command -v conntrack >/dev/null 2>&1 && conntrack -D -s "$NODE_SUBNET" >/dev/null 2>&1
-  local br="$NODE_BRIDGE"; [[ -f "$dir/bridge" ]] && br=$(cat "$dir/bridge")
+  local br="${2:-$NODE_BRIDGE}"; [[ -f "$dir/bridge" ]] && br=$(cat "$dir/bridge")
   ip link show "$br" >/dev/null 2>&1 && ip link delete "$br"
   # Leftover veths of pods whose network namespace is gone die with it;
   # sysctls back to what they were.
@@ -543,7 +547,7 @@ node_teardown_host() {
 }
 
 node_down() {
-  [[ -d "$NODE_DIR" || -f "$NODE_OWNER_FILE" && "$(cat "$NODE_OWNER_FILE" 2>/dev/null)" == "$RUN_DIR" ]] || return 0
+  [[ -d "$NODE_DIR" || -f "$NODE_OWNER_FILE" && "$(sed -n 1p "$NODE_OWNER_FILE" 2>/dev/null)" == "$RUN_DIR" ]] || return 0
   local c
   # In order, kubelet before containerd, so it does not restart what is being stopped.
   for c in "${NODE_COMPONENTS[@]}"; do
@@ -551,6 +555,6 @@ node_down() {
     stop_group "$(pid_of "$c")"
   done
   node_teardown_host "$RUN_DIR"
-  [[ "$(cat "$NODE_OWNER_FILE" 2>/dev/null)" == "$RUN_DIR" ]] && rm -f "$NODE_OWNER_FILE"
+  [[ "$(sed -n 1p "$NODE_OWNER_FILE" 2>/dev/null)" == "$RUN_DIR" ]] && rm -f "$NODE_OWNER_FILE"
   return 0
 }
