@@ -63,7 +63,7 @@ kubectl -n "$NS" wait --for=condition=Ready statelessapp/demo --timeout=180s
 log "the StatelessApp and what the operator made of it:"
 kubectl -n "$NS" get statelessapp demo
 echo
-kubectl -n "$NS" get deployments,services,hpa,pdb,networkpolicies,configmaps,secrets -l app.kubernetes.io/managed-by=stateless-operator
+kubectl -n "$NS" get deployments,cronjobs,services,hpa,pdb,networkpolicies,configmaps,secrets -l app.kubernetes.io/managed-by=stateless-operator
 echo
 kubectl -n "$NS" get statelessapp demo -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
 echo

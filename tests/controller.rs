@@ -668,6 +668,22 @@ async fn invalid_specs_are_rejected_with_actionable_messages() {
             json!({"schedules": [{"name": "nightly", "schedule": "0 3 * * *", "backoffLimit": 50}]}),
             "schedules[].backoffLimit must be between 0 and 10",
         ),
+        (
+            json!({"workers": [{"name": "redis"}]}),
+            "workers[].name must not be redis",
+        ),
+        (
+            json!({"workers": [{"name": "mailer"}, {"name": "mailer"}]}),
+            "Duplicate value",
+        ),
+        (
+            json!({"workers": [{"name": "mailer", "replicas": {"min": 3, "max": 2}}]}),
+            "spec.workers[0].replicas: Invalid value",
+        ),
+        (
+            json!({"workers": [{"name": "mailer", "autoscaling": {"targetCPUUtilizationPercentage": 0}}]}),
+            "autoscaling.targetCPUUtilizationPercentage must be between 1 and 100",
+        ),
     ];
     for (patch, expected) in cases {
         let mut app = basic_app("bad");
@@ -709,6 +725,19 @@ async fn invalid_specs_are_rejected_with_actionable_messages() {
     assert!(
         err.to_string()
             .contains("metadata.name and a schedules[].name together must be at most 51"),
+        "{err}"
+    );
+    // App and worker name together name the worker's Deployment, a DNS label.
+    let mut long_worker = basic_app(&"a".repeat(stateless_operator::crd::MAX_NAME_LENGTH));
+    long_worker["spec"]["workers"] = json!([{"name": "thumbnailer"}]);
+    let obj: StatelessApp = serde_json::from_value(long_worker).expect("typed app");
+    let err = apps
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect_err("too long a worker Deployment name rejected");
+    assert!(
+        err.to_string()
+            .contains("metadata.name and a workers[].name together must be at most 62"),
         "{err}"
     );
     assert!(
@@ -1598,7 +1627,7 @@ async fn schedules_become_cronjobs_refused_ones_are_reported_and_removed_ones_pr
     assert_eq!(peer["matchLabels"]["app.kubernetes.io/instance"], "jobs");
     assert_eq!(
         peer["matchExpressions"][0]["values"],
-        json!(["app", "schedule"])
+        json!(["app", "worker", "schedule"])
     );
 
     // A CronJob of the same name that the app does not control is never
@@ -1690,6 +1719,232 @@ async fn schedules_become_cronjobs_refused_ones_are_reported_and_removed_ones_pr
     wait_until(WAIT, "status.schedules lists one", || async {
         apps.get("jobs").await.ok().map(|a| schedules_status(&a))
             == Some(json!([{"name": "report", "cronJobName": "jobs-report", "active": 0}]))
+    })
+    .await;
+}
+
+fn workers_status(app: &StatelessApp) -> serde_json::Value {
+    serde_json::to_value(app.status.as_ref().map(|s| s.workers.clone())).expect("serializes")
+}
+
+fn replicas_of(deployment: &Deployment) -> Option<i32> {
+    deployment.spec.as_ref().and_then(|s| s.replicas)
+}
+
+#[tokio::test]
+async fn workers_become_scaled_deployments_conflicts_are_reported_and_removed_ones_pruned() {
+    let (client, ns, _operator) = setup("ctrl-work").await;
+    let mut app = basic_app("shop");
+    app["spec"]["workers"] = json!([
+        {"name": "mailer", "command": ["mail", "--consume"], "replicas": {"min": 1, "max": 3}},
+        {"name": "thumbs", "image": "thumbs:2", "autoscaling": {"targetCPUUtilizationPercentage": 50},
+         "resources": {"requests": {"cpu": "200m"}}},
+    ]);
+    apply_objects(&client, &ns.name, std::slice::from_ref(&app)).await;
+    let apps = ns.api::<StatelessApp>();
+    let deployments = ns.api::<Deployment>();
+    let hpas = ns.api::<HorizontalPodAutoscaler>();
+    let live = wait_ready(&apps, "shop", WAIT).await;
+
+    let mailer = deployments
+        .get("shop-mailer")
+        .await
+        .expect("Deployment shop-mailer");
+    assert!(owned_by(&mailer, &live));
+    let spec = serde_json::to_value(mailer.spec.as_ref().expect("spec")).expect("serializes");
+    assert_eq!(
+        spec["selector"]["matchLabels"]["app.kubernetes.io/component"],
+        "worker"
+    );
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], app["spec"]["image"]);
+    assert_eq!(container["command"], json!(["mail", "--consume"]));
+    assert!(container.get("ports").is_none() && container.get("readinessProbe").is_none());
+    assert!(
+        container["env"]
+            .as_array()
+            .is_some_and(|env| env.iter().any(|e| e["name"] == "REDIS_URL"
+                && e["valueFrom"]["secretKeyRef"]["name"] == "shop-redis")),
+        "the worker reaches the app's session store: {container}"
+    );
+    let thumbs = deployments
+        .get("shop-thumbs")
+        .await
+        .expect("Deployment shop-thumbs");
+    let thumbs_container = &thumbs
+        .spec
+        .as_ref()
+        .expect("spec")
+        .template
+        .spec
+        .as_ref()
+        .expect("pod")
+        .containers[0];
+    assert_eq!(thumbs_container.image.as_deref(), Some("thumbs:2"));
+
+    // Each worker scales on its own HPA, which the operator never fights:
+    // the Deployments get their replicas from the HPA, not from the apply.
+    let mailer_hpa = hpas.get("shop-mailer").await.expect("HPA shop-mailer");
+    assert!(owned_by(&mailer_hpa, &live));
+    let hpa_spec = mailer_hpa.spec.as_ref().expect("spec");
+    assert_eq!(hpa_spec.scale_target_ref.name, "shop-mailer");
+    assert_eq!((hpa_spec.min_replicas, hpa_spec.max_replicas), (Some(1), 3));
+    let thumbs_hpa = hpas.get("shop-thumbs").await.expect("HPA shop-thumbs");
+    let thumbs_hpa = serde_json::to_value(thumbs_hpa.spec).expect("serializes");
+    assert_eq!(
+        (
+            thumbs_hpa["minReplicas"].clone(),
+            thumbs_hpa["maxReplicas"].clone()
+        ),
+        (json!(2), json!(10))
+    );
+    assert_eq!(
+        thumbs_hpa["metrics"][0]["resource"]["target"]["averageUtilization"],
+        50
+    );
+    wait_until(
+        WAIT,
+        "the HPA scales shop-thumbs to its minimum, 2",
+        || async {
+            deployments
+                .get("shop-thumbs")
+                .await
+                .ok()
+                .and_then(|d| replicas_of(&d))
+                == Some(2)
+        },
+    )
+    .await;
+    wait_until(WAIT, "status.workers counts the ready pods", || async {
+        apps.get("shop").await.ok().map(|a| workers_status(&a))
+            == Some(json!([
+                {"name": "mailer", "deploymentName": "shop-mailer", "replicas": 1, "readyReplicas": 1},
+                {"name": "thumbs", "deploymentName": "shop-thumbs", "replicas": 2, "readyReplicas": 2},
+            ]))
+    })
+    .await;
+
+    // Worker pods are not the web tier's: its Service and PDB select only
+    // the app's pods.
+    let worker_labels = thumbs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .expect("worker pod labels");
+    let service = ns.api::<Service>().get("shop").await.expect("Service");
+    let selector = service
+        .spec
+        .and_then(|s| s.selector)
+        .expect("Service selector");
+    assert!(
+        selector
+            .iter()
+            .any(|(k, v)| worker_labels.get(k) != Some(v)),
+        "{selector:?} must not select worker pods {worker_labels:?}"
+    );
+    let pdb = ns
+        .api::<PodDisruptionBudget>()
+        .get("shop")
+        .await
+        .expect("PDB");
+    let pdb_selector = pdb
+        .spec
+        .and_then(|s| s.selector)
+        .and_then(|s| s.match_labels)
+        .expect("PDB selector");
+    assert!(
+        pdb_selector
+            .iter()
+            .any(|(k, v)| worker_labels.get(k) != Some(v))
+    );
+
+    // A Deployment of the same name that the app does not control is never
+    // taken over: Ready says which, and the web tier and the others stay.
+    let foreign: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "shop-indexer"},
+        "spec": {"replicas": 1,
+                 "selector": {"matchLabels": {"app": "indexer"}},
+                 "template": {"metadata": {"labels": {"app": "indexer"}},
+                              "spec": {"containers": [{"name": "c", "image": "indexer:1"}]}}}
+    }))
+    .expect("Deployment");
+    deployments
+        .create(&PostParams::default(), &foreign)
+        .await
+        .expect("create a user's Deployment");
+    let mut with_indexer = app.clone();
+    with_indexer["spec"]["workers"]
+        .as_array_mut()
+        .expect("workers")
+        .push(json!({"name": "indexer"}));
+    apply_objects(&client, &ns.name, std::slice::from_ref(&with_indexer)).await;
+    wait_until(WAIT, "Ready=False, ChildConflict: shop-indexer", || async {
+        apps.get("shop")
+            .await
+            .ok()
+            .and_then(|a| condition(&a, "Ready"))
+            .is_some_and(|(s, r, m)| {
+                s == "False" && r == "ChildConflict" && m.contains("shop-indexer")
+            })
+    })
+    .await;
+    let untouched = deployments
+        .get("shop-indexer")
+        .await
+        .expect("the user's Deployment");
+    assert!(untouched.owner_references().is_empty());
+    assert_eq!(
+        untouched
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers[0].image.clone()),
+        Some(Some("indexer:1".into()))
+    );
+    assert!(hpas.get_opt("shop-indexer").await.expect("get").is_none());
+
+    // A removed worker's Deployment and HPA go; the other stays, unchanged.
+    let mut fewer = app.clone();
+    fewer["spec"]["workers"] = json!([app["spec"]["workers"][0].clone()]);
+    apply_objects(&client, &ns.name, std::slice::from_ref(&fewer)).await;
+    wait_ready(&apps, "shop", WAIT).await;
+    wait_until(WAIT, "shop-thumbs's Deployment and HPA pruned", || async {
+        deployments
+            .get_opt("shop-thumbs")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            && hpas.get_opt("shop-thumbs").await.ok().flatten().is_none()
+    })
+    .await;
+    let kept = deployments
+        .get("shop-mailer")
+        .await
+        .expect("shop-mailer stays");
+    assert_eq!(kept.metadata.uid, mailer.metadata.uid);
+    assert!(deployments.get_opt("shop").await.expect("get").is_some());
+    assert!(
+        deployments
+            .get_opt("shop-redis")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        deployments
+            .get_opt("shop-indexer")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    wait_until(WAIT, "status.workers lists one", || async {
+        apps.get("shop").await.ok().map(|a| workers_status(&a))
+            == Some(json!([
+                {"name": "mailer", "deploymentName": "shop-mailer", "replicas": 1, "readyReplicas": 1},
+            ]))
     })
     .await;
 }

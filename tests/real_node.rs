@@ -47,6 +47,7 @@ async fn examples_run_for_real_and_reach_their_session_store() {
         ("demo", "session-store", 1),
         ("demo-full", "app", 2),
         ("demo-full", "session-store", 1),
+        ("demo-full", "worker", 2),
     ] {
         let selector =
             format!("app.kubernetes.io/instance={app},app.kubernetes.io/component={component}");
@@ -170,6 +171,85 @@ async fn examples_run_for_real_and_reach_their_session_store() {
         egress.contains("Connection refused") && !egress.contains("Protocol error"),
         "Redis opened a connection: {egress}"
     );
+
+    // A scheduled job runs once, now (a Job from its CronJob, as
+    // `kubectl create job --from` does), on the real node: with the app's
+    // binding it reaches the session store, which the NetworkPolicy admits
+    // it to, and it ends.
+    kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "create",
+        "job",
+        "session-check-now",
+        "--from=cronjob/demo-full-session-check",
+    ]);
+    let waited = real_node::kubectl(&[
+        "-n",
+        &ns.name,
+        "wait",
+        "--for=condition=complete",
+        "--timeout=150s",
+        "job/session-check-now",
+    ]);
+    let job_logs = real_node::kubectl(&["-n", &ns.name, "logs", "job/session-check-now"]);
+    assert!(
+        waited.success && job_logs.stdout.contains("PONG"),
+        "the scheduled job did not reach its session store: {}{}\n{}{}",
+        waited.stdout,
+        waited.stderr,
+        job_logs.stdout,
+        job_logs.stderr
+    );
+
+    // The workers (a Deployment of their own, two pods) consume the job
+    // queue in the session store: jobs queued from one worker pod, through
+    // its binding, are each taken by exactly one worker, whichever it is.
+    let jobs: Vec<String> = (1..=6).map(|i| format!("job-{i}")).collect();
+    for job in &jobs {
+        kubectl_ok(&[
+            "-n",
+            &ns.name,
+            "exec",
+            "deploy/demo-full-jobs",
+            "--",
+            "/usr/local/bin/session-demo",
+            "enqueue",
+            "--redis-binding=session-store",
+            job,
+        ]);
+    }
+    let worker_selector = "app.kubernetes.io/instance=demo-full,app.kubernetes.io/component=worker";
+    let done_count = |logs: &str, job: &str| {
+        logs.lines()
+            .filter(|l| l.contains("job done") && l.contains(&format!("job={job} ")))
+            .count()
+    };
+    let mut worker_logs = String::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        worker_logs = real_node::kubectl(&[
+            "-n",
+            &ns.name,
+            "logs",
+            "-l",
+            worker_selector,
+            "--prefix",
+            "--tail=-1",
+        ])
+        .stdout;
+        if jobs.iter().all(|job| done_count(&worker_logs, job) >= 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for job in &jobs {
+        assert_eq!(
+            done_count(&worker_logs, job),
+            1,
+            "{job} is done exactly once by the workers:\n{worker_logs}"
+        );
+    }
 
     // No password on Redis's command line (what ps and /proc show).
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =

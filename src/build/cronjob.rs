@@ -4,12 +4,10 @@
 //! selector labels.
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::deployment::{
-    APP_CONTAINER, non_empty, pod_security_context, restricted_container_security_context, shared,
-};
+use super::deployment::{Workload, non_empty, pod_security_context, shared, workload_container};
 use super::{BuildError, BuildInputs, Context, labels, names};
 use crate::crd::schedules::{DEFAULT_BACKOFF_LIMIT, ScheduleSpec};
 
@@ -19,35 +17,19 @@ pub(super) fn build(
     inputs: &BuildInputs,
     schedule: &ScheduleSpec,
 ) -> Result<CronJob, BuildError> {
-    let spec = &ctx.app.spec;
     let shared = shared(ctx, inputs)?;
     let pod_labels = labels::schedule(ctx.name, &schedule.name);
-    // A command of the schedule's own replaces the app's command and args
-    // alike, as in a container: args written for one command rarely suit another.
-    let (command, args) = match &schedule.command {
-        Some(command) => (Some(command.clone()), schedule.args.clone()),
-        None => (
-            spec.command.clone(),
-            schedule.args.clone().or_else(|| spec.args.clone()),
-        ),
-    };
-    let container = Container {
-        name: APP_CONTAINER.into(),
-        image: Some(spec.image.clone()),
-        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_string()),
-        command,
-        args,
-        env: non_empty(shared.env),
-        env_from: non_empty(spec.env_from.clone()),
-        resources: schedule
-            .resources
-            .as_deref()
-            .or(spec.resources.as_deref())
-            .cloned(),
-        security_context: Some(restricted_container_security_context()),
-        volume_mounts: non_empty(shared.mounts),
-        ..Container::default()
-    };
+    let container = workload_container(
+        ctx,
+        Workload {
+            image: None,
+            command: schedule.command.as_ref(),
+            args: schedule.args.as_ref(),
+            resources: schedule.resources.as_deref(),
+        },
+        shared.env,
+        shared.mounts,
+    );
     Ok(CronJob {
         metadata: ctx.meta(
             names::schedule(ctx.name, &schedule.name),

@@ -7,8 +7,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
-    SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume, VolumeMount,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -47,15 +48,8 @@ pub(crate) fn build(ctx: &Context<'_>, inputs: &BuildInputs) -> Result<Deploymen
                 match_labels: Some(selector.clone()),
                 match_expressions: None,
             },
-            // Never drop below the current ready count during a rollout:
-            // surge one new pod, retire an old one only once it is ready.
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::Int(1)),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
-            }),
+            // Never drop below the current ready count during a rollout.
+            strategy: Some(rolling_update()),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels::app(ctx.name)),
@@ -171,24 +165,84 @@ fn pod_spec(
     Ok(PodSpec {
         containers: vec![container],
         security_context: Some(pod_security_context(ctx)),
-        // Spread replicas over nodes so one node failure does not take the
-        // app down; ScheduleAnyway keeps small clusters schedulable.
-        // `pod-template-hash` makes the spread per ReplicaSet, so a rollout's
-        // new pods are spread among themselves.
-        topology_spread_constraints: Some(vec![TopologySpreadConstraint {
-            max_skew: 1,
-            topology_key: "kubernetes.io/hostname".into(),
-            when_unsatisfiable: "ScheduleAnyway".into(),
-            label_selector: Some(LabelSelector {
-                match_labels: Some(selector),
-                match_expressions: None,
-            }),
-            match_label_keys: Some(vec!["pod-template-hash".into()]),
-            ..TopologySpreadConstraint::default()
-        }]),
+        topology_spread_constraints: Some(vec![spread_over_nodes(selector)]),
         volumes: non_empty(shared.volumes),
         ..PodSpec::default()
     })
+}
+
+/// Spread the pods `selector` picks over nodes, so one node failure does not
+/// take them all; ScheduleAnyway keeps small clusters schedulable.
+/// `pod-template-hash` makes the spread per ReplicaSet, so a rollout's new
+/// pods are spread among themselves.
+pub(crate) fn spread_over_nodes(selector: BTreeMap<String, String>) -> TopologySpreadConstraint {
+    TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "kubernetes.io/hostname".into(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        label_selector: Some(LabelSelector {
+            match_labels: Some(selector),
+            match_expressions: None,
+        }),
+        match_label_keys: Some(vec!["pod-template-hash".into()]),
+        ..TopologySpreadConstraint::default()
+    }
+}
+
+/// The never-shrinking rollout of the app's and the workers' Deployments:
+/// surge one new pod, retire an old one only once it is ready.
+pub(crate) fn rolling_update() -> DeploymentStrategy {
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(IntOrString::Int(1)),
+            max_unavailable: Some(IntOrString::Int(0)),
+        }),
+    }
+}
+
+/// What a container that runs something else than the web tier (a worker,
+/// a scheduled job) sets of its own; the rest comes from the app.
+pub(crate) struct Workload<'a> {
+    pub image: Option<&'a String>,
+    pub command: Option<&'a Vec<String>>,
+    pub args: Option<&'a Vec<String>>,
+    pub resources: Option<&'a ResourceRequirements>,
+}
+
+/// The container of a worker or a scheduled job: the app's image unless the
+/// workload names its own, the app's env and mounts, and none of the web
+/// tier's ports or probes. A command of its own, or an image of its own,
+/// replaces the app's command and args alike, as in a container: args
+/// written for one command rarely suit another.
+pub(crate) fn workload_container(
+    ctx: &Context<'_>,
+    workload: Workload<'_>,
+    env: Vec<EnvVar>,
+    mounts: Vec<VolumeMount>,
+) -> Container {
+    let spec = &ctx.app.spec;
+    let (command, args) = match (workload.command, workload.image) {
+        (Some(command), _) => (Some(command.clone()), workload.args.cloned()),
+        (None, Some(_)) => (None, workload.args.cloned()),
+        (None, None) => (
+            spec.command.clone(),
+            workload.args.cloned().or_else(|| spec.args.clone()),
+        ),
+    };
+    Container {
+        name: APP_CONTAINER.into(),
+        image: Some(workload.image.unwrap_or(&spec.image).clone()),
+        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_string()),
+        command,
+        args,
+        env: non_empty(env),
+        env_from: non_empty(spec.env_from.clone()),
+        resources: workload.resources.or(spec.resources.as_deref()).cloned(),
+        security_context: Some(restricted_container_security_context()),
+        volume_mounts: non_empty(mounts),
+        ..Container::default()
+    }
 }
 
 /// The user's env, then the session store URL, the object storage variables,

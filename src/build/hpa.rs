@@ -5,28 +5,52 @@ use k8s_openapi::api::autoscaling::v2::{
     MetricTarget, ResourceMetricSource,
 };
 
+use std::collections::BTreeMap;
+
 use super::{Context, labels, names};
+use crate::crd::{AutoscalingSpec, ReplicasSpec};
 
 /// Build the HPA: it scales the app Deployment between `replicas.min` and
 /// `replicas.max` on CPU (and, when set, memory) utilization.
 pub(crate) fn build(ctx: &Context<'_>) -> HorizontalPodAutoscaler {
     let spec = &ctx.app.spec;
-    let mut metrics = vec![utilization("cpu", spec.target_cpu_utilization())];
-    if let Some(memory) = spec.target_memory_utilization() {
+    scaling(
+        ctx,
+        names::app(ctx.name),
+        labels::app(ctx.name),
+        &spec.replicas,
+        &spec.autoscaling,
+    )
+}
+
+/// An HPA `name` on the Deployment of the same name, between `replicas` on
+/// the `autoscaling` targets: the app's, or a worker's.
+pub(crate) fn scaling(
+    ctx: &Context<'_>,
+    name: String,
+    labels: BTreeMap<String, String>,
+    replicas: &ReplicasSpec,
+    autoscaling: &AutoscalingSpec,
+) -> HorizontalPodAutoscaler {
+    let mut metrics = vec![utilization(
+        "cpu",
+        autoscaling.target_cpu_utilization_percentage,
+    )];
+    if let Some(memory) = autoscaling.target_memory_utilization_percentage {
         metrics.push(utilization("memory", memory));
     }
     HorizontalPodAutoscaler {
-        metadata: ctx.meta(names::app(ctx.name), labels::app(ctx.name)),
+        metadata: ctx.meta(name.clone(), labels),
         spec: Some(HorizontalPodAutoscalerSpec {
             scale_target_ref: CrossVersionObjectReference {
                 api_version: Some("apps/v1".into()),
                 kind: "Deployment".into(),
-                name: names::app(ctx.name),
+                name,
             },
-            min_replicas: Some(spec.min_replicas()),
-            max_replicas: spec.max_replicas(),
+            min_replicas: Some(replicas.min),
+            max_replicas: replicas.max,
             metrics: Some(metrics),
-            behavior: spec.autoscaling.behavior.as_deref().cloned(),
+            behavior: autoscaling.behavior.as_deref().cloned(),
         }),
         status: None,
     }

@@ -80,6 +80,21 @@ pub fn schedule(app_name: &str, schedule: &str) -> BTreeMap<String, String> {
     common(selector(schedule, app_name, COMPONENT_SCHEDULE), app_name)
 }
 
+/// Value of [`COMPONENT`] on the Deployments of spec.workers and their pods.
+pub const COMPONENT_WORKER: &str = "worker";
+
+/// Selector labels of a worker's pods (its Deployment, HPA target, topology
+/// spread): never the app's, so the app's Service and PodDisruptionBudget do
+/// not count worker pods.
+pub fn worker_selector(app_name: &str, worker: &str) -> BTreeMap<String, String> {
+    selector(worker, app_name, COMPONENT_WORKER)
+}
+
+/// All labels of a worker's Deployment, HPA and pods.
+pub fn worker(app_name: &str, worker: &str) -> BTreeMap<String, String> {
+    common(worker_selector(app_name, worker), app_name)
+}
+
 /// Labels selecting every child of one StatelessApp (for list/watch).
 pub fn owned_by(app_name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -133,6 +148,12 @@ mod tests {
         // An app named like another app's Redis must not select its pods.
         assert_ne!(app_selector("redis"), redis_selector("redis"));
         assert_ne!(app_selector("shop-redis"), redis_selector("shop"));
+        // A worker named like the app, or an app named like a worker.
+        assert_ne!(app_selector("shop"), worker_selector("shop", "shop"));
+        assert!(!crate::controller::compliance::selects(
+            Some(&app_selector("shop")),
+            &worker("shop", "shop")
+        ));
     }
 
     #[test]

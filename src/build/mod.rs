@@ -9,7 +9,8 @@
 //! produces byte-identical objects and an unchanged app causes no writes.
 //!
 //! One module per child kind: [`deployment`], [`service`], [`hpa`], [`pdb`]
-//! for the app itself, [`cronjob`] for its schedules, [`redis`] for the
+//! for the app itself, [`cronjob`] for its schedules, [`worker`] for its
+//! workers, [`redis`] for the
 //! managed session store; [`bindings`]
 //! is the part of the app's pod template that projects service bindings.
 
@@ -23,6 +24,7 @@ pub mod pdb;
 pub mod redis;
 pub mod service;
 pub mod signing_keys;
+pub mod worker;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -37,6 +39,7 @@ use std::collections::BTreeMap;
 use crate::crd::{AppPort, DEFAULT_REDIS_IMAGE, StatelessApp};
 
 pub use redis::{generate_password, redis_secret};
+pub use worker::Worker;
 
 /// Field manager for server-side apply of every child object.
 pub const FIELD_MANAGER: &str = "stateless-operator";
@@ -84,6 +87,8 @@ pub struct Children {
     pub session_store: Option<ManagedRedis>,
     /// The CronJob `<name>-<schedule>` of each of `spec.schedules`, in order.
     pub schedules: Vec<CronJob>,
+    /// The Deployment and HPA `<name>-<worker>` of each of `spec.workers`, in order.
+    pub workers: Vec<Worker>,
 }
 
 /// The objects of the operator-managed Redis session store. Its Secret is not
@@ -201,6 +206,12 @@ pub fn children(app: &StatelessApp, inputs: &BuildInputs) -> Result<Children, Bu
             .schedules
             .iter()
             .map(|schedule| cronjob::build(&ctx, inputs, schedule))
+            .collect::<Result<_, _>>()?,
+        workers: app
+            .spec
+            .workers
+            .iter()
+            .map(|worker| worker::build(&ctx, inputs, worker))
             .collect::<Result<_, _>>()?,
     })
 }

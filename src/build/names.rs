@@ -44,6 +44,12 @@ pub fn schedule(app_name: &str, schedule: &str) -> String {
     format!("{app_name}-{schedule}")
 }
 
+/// The Deployment and HorizontalPodAutoscaler of the app's worker `worker`
+/// (spec.workers[].name).
+pub fn worker(app_name: &str, worker: &str) -> String {
+    format!("{app_name}-{worker}")
+}
+
 /// Longest child-name suffix; with it a child name is at most 63 characters.
 pub const LONGEST_SUFFIX: &str = "-redis-data";
 

@@ -20,6 +20,7 @@ mod schedules;
 mod session_store;
 mod signing_keys;
 pub mod status;
+mod workers;
 
 use std::collections::HashMap;
 use std::fmt::Debug;

@@ -36,11 +36,13 @@ use crate::signing_keys::SCHEDULE_ANNOTATION;
 
 /// Every cache of the controller, shared by the watched namespaces.
 pub struct Caches {
+    /// Our own Deployments; the workers' are indexed by the app controlling them.
     pub deployments: Arc<Cache<Deployment>>,
     /// Every Service, not only ours: one that selects an app's pods with
     /// sessionAffinity is a finding, wherever it came from.
     pub services: Arc<Cache<Service>>,
     pub ingresses: Arc<Cache<Ingress>>,
+    /// Our own HPAs; the workers' are indexed by the app controlling them.
     pub hpas: Arc<Cache<HorizontalPodAutoscaler>>,
     pub pdbs: Arc<Cache<PodDisruptionBudget>>,
     pub network_policies: Arc<Cache<NetworkPolicy>>,
@@ -72,7 +74,7 @@ impl Default for Caches {
 impl Caches {
     pub fn new() -> Self {
         Self {
-            deployments: Arc::new(Cache::new(deployment_fingerprint)),
+            deployments: Arc::new(Cache::new(deployment_fingerprint).indexed(worker_index)),
             services: Arc::new(
                 Cache::new(cache::without_status::<Service>)
                     .indexed(service_index)
@@ -85,6 +87,7 @@ impl Caches {
             ),
             hpas: Arc::new(
                 Cache::new(cache::without_status::<HorizontalPodAutoscaler>)
+                    .indexed(worker_index)
                     .trimmed(|hpa| hpa.status = None),
             ),
             pdbs: Arc::new(
@@ -96,7 +99,7 @@ impl Caches {
                 Cache::new(cache::without_status::<PersistentVolumeClaim>)
                     .trimmed(|pvc| pvc.status = None),
             ),
-            cron_jobs: Arc::new(Cache::new(cron_job_fingerprint).indexed(cron_job_index)),
+            cron_jobs: Arc::new(Cache::new(cron_job_fingerprint).indexed(owner_index)),
             config_maps: Arc::new(Cache::new(cache::without_status::<ConfigMap>)),
             config_map_meta: Arc::new(
                 Cache::new(cache::any_version::<PartialObjectMeta<ConfigMap>>)
@@ -168,6 +171,17 @@ impl Caches {
     /// whether it is this app's uid is the caller's check).
     pub fn cron_jobs_of(&self, namespace: &str, name: &str) -> Vec<Arc<CronJob>> {
         self.cron_jobs.by_index(&owner_key(namespace, name))
+    }
+
+    /// Worker Deployments in `namespace` whose controller is the app `name`
+    /// (by name: whether it is this app's uid is the caller's check).
+    pub fn worker_deployments_of(&self, namespace: &str, name: &str) -> Vec<Arc<Deployment>> {
+        self.deployments.by_index(&owner_key(namespace, name))
+    }
+
+    /// Worker HPAs in `namespace` whose controller is the app `name`.
+    pub fn worker_hpas_of(&self, namespace: &str, name: &str) -> Vec<Arc<HorizontalPodAutoscaler>> {
+        self.hpas.by_index(&owner_key(namespace, name))
     }
 
     /// Ingresses in `namespace` with a backend on Service `service`.
@@ -573,14 +587,29 @@ fn cron_job_fingerprint(cron_job: &CronJob) -> u64 {
     hasher.finish()
 }
 
-fn cron_job_index(cron_job: &CronJob) -> Vec<String> {
-    let namespace = cron_job.namespace().unwrap_or_default();
-    cron_job
+/// The app controlling `object`, as an index key.
+fn owner_index<K: kube::Resource>(object: &K) -> Vec<String> {
+    let namespace = object.meta().namespace.as_deref().unwrap_or_default();
+    object
         .owner_references()
         .iter()
         .filter(|o| o.controller == Some(true) && o.kind == crate::crd::KIND)
-        .map(|o| owner_key(&namespace, &o.name))
+        .map(|o| owner_key(namespace, &o.name))
         .collect()
+}
+
+/// [`owner_index`] of a worker's Deployment or HPA; nothing for the app's
+/// own or the session store's, which are found by name.
+fn worker_index<K: kube::Resource>(object: &K) -> Vec<String> {
+    let worker = object
+        .labels()
+        .get(labels::COMPONENT)
+        .is_some_and(|c| c == labels::COMPONENT_WORKER);
+    if worker {
+        owner_index(object)
+    } else {
+        Vec::new()
+    }
 }
 
 fn owner_key(namespace: &str, app: &str) -> String {

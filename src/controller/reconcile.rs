@@ -2,7 +2,8 @@
 //! observe (referenced config, session store) → build (pure) → apply (only
 //! what changed) → prune (managed objects no longer wanted) → status. The
 //! session store's Secrets live in [`super::session_store`], the JWT signing
-//! keys in [`super::signing_keys`], the CronJobs in [`super::schedules`], the config hash in
+//! keys in [`super::signing_keys`], the workers in [`super::workers`], the CronJobs in
+//! [`super::schedules`], the config hash in
 //! [`super::config_hash`], Events and findings in [`super::events`].
 //!
 //! Errors do not skip the status step: the app always says why it is not
@@ -24,7 +25,7 @@ use super::compliance;
 use super::status::{self, Observation, Observed};
 use super::{
     Context, Error, config_hash, events, object_storage, observe, schedules, session_store,
-    signing_keys,
+    signing_keys, workers,
 };
 use crate::build::{self, BuildInputs, FIELD_MANAGER, is_controlled_by, names};
 use crate::crd::{SessionStoreStatus, SessionStoreType, StatelessApp};
@@ -254,6 +255,7 @@ async fn converge(
     apply_child(&target, &ctx.caches.services, changes, children.service).await?;
     apply_child(&target, &ctx.caches.hpas, changes, children.hpa).await?;
     apply_child(&target, &ctx.caches.pdbs, changes, children.pdb).await?;
+    observed.workers = Some(workers::ensure(&target, children.workers, blocked, changes).await?);
     observed.schedules =
         Some(schedules::ensure(&target, children.schedules, blocked, changes).await?);
 

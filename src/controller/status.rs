@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::{
     ScheduleStatus, SessionStoreStatus, SigningKeysStatus, StatelessAppStatus, Violation,
-    condition_types,
+    WorkerStatus, condition_types,
 };
 
 /// One condition as computed this round (without timestamps).
@@ -45,6 +45,8 @@ pub struct Observed {
     pub signing_keys: Option<SigningKeysStatus>,
     /// `None` when the schedules step was not reached: the status keeps what it had.
     pub schedules: Option<Vec<ScheduleStatus>>,
+    /// `None` when the workers step was not reached: the status keeps what it had.
+    pub workers: Option<Vec<WorkerStatus>>,
     pub violations: Vec<Violation>,
     pub violation_count: i32,
 }
@@ -84,6 +86,10 @@ pub fn next_status(
         schedules: match &observed.schedules {
             Some(schedules) => schedules.clone(),
             None => current.map(|s| s.schedules.clone()).unwrap_or_default(),
+        },
+        workers: match &observed.workers {
+            Some(workers) => workers.clone(),
+            None => current.map(|s| s.workers.clone()).unwrap_or_default(),
         },
         violations: observed.violations.clone(),
         violation_count: observed.violation_count,
@@ -138,6 +144,21 @@ pub fn schedule_status(
         active: status
             .and_then(|s| s.active.as_ref())
             .map_or(0, |a| i32::try_from(a.len()).unwrap_or(i32::MAX)),
+    }
+}
+
+/// A worker's status, from its Deployment as the cache or the apply shows it.
+pub fn worker_status(
+    worker: &str,
+    deployment_name: String,
+    live: Option<&Deployment>,
+) -> WorkerStatus {
+    let status = live.and_then(|d| d.status.as_ref());
+    WorkerStatus {
+        name: worker.to_string(),
+        deployment_name,
+        replicas: status.and_then(|s| s.replicas).unwrap_or(0),
+        ready_replicas: status.and_then(|s| s.ready_replicas).unwrap_or(0),
     }
 }
 

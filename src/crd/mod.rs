@@ -23,6 +23,7 @@ pub mod schedules;
 mod spec;
 mod status;
 pub mod volumes;
+pub mod workers;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
@@ -37,8 +38,9 @@ pub use schedules::ScheduleSpec;
 pub use spec::*;
 pub use status::{
     MAX_STATUS_VIOLATIONS, ScheduleStatus, SessionStoreStatus, SigningKeysStatus,
-    StatelessAppStatus, Violation, condition_types,
+    StatelessAppStatus, Violation, WorkerStatus, condition_types,
 };
+pub use workers::WorkerSpec;
 
 /// API group of the resource.
 pub const GROUP: &str = "stateless.dev";

@@ -24,6 +24,7 @@ use super::identity::IdentitySpec;
 use super::object_storage::ObjectStorageSpec;
 use super::schedules::{self, ScheduleSpec};
 use super::status::StatelessAppStatus;
+use super::workers::{self, WorkerSpec};
 
 /// Longest `metadata.name` a StatelessApp may have.
 ///
@@ -106,6 +107,7 @@ pub const DEFAULT_EXTERNAL_SECRET_KEY: &str = "url";
     validation = super::volumes::node_local_rule(),
     validation = super::volumes::persistent_rule(),
     validation = schedules::name_length_rule(),
+    validation = workers::name_length_rule(),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
         "metadata.name must start with a lowercase letter and contain only lowercase letters, digits and '-': it also names the app's Service, which must be a DNS-1035 label"
     ),
@@ -205,6 +207,12 @@ pub struct StatelessAppSpec {
     #[schemars(length(max = 16))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub schedules: Vec<ScheduleSpec>,
+
+    /// Background workers of the app (queue consumers and the like), instead of threads in the web process (where they compete with requests, stop at every rollout and scale with traffic): each becomes a Deployment `<name>-<worker name>` with its own HorizontalPodAutoscaler, of the app's image unless set, with the app's env, config, session store, signing keys and object storage and the same restricted pod security, but no Service, ports or probes. Removing one deletes its Deployment and HPA.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub workers: Vec<WorkerSpec>,
 
     /// How the statelessness rules are enforced for this application.
     #[serde(default)]
@@ -682,6 +690,7 @@ impl Default for StatelessAppSpec {
             identity: None,
             service_bindings: None,
             schedules: Vec::new(),
+            workers: Vec::new(),
             policy: PolicySpec::default(),
         }
     }

@@ -57,6 +57,11 @@ pub struct StatelessAppStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub schedules: Vec<ScheduleStatus>,
 
+    /// The Deployments of spec.workers, by worker name: how many pods each has and how many are ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub workers: Vec<WorkerStatus>,
+
     /// Statelessness rule violations found in the spec and its children, at most 50 (see violationCount for the total).
     #[serde(default)]
     #[schemars(length(max = 50))]
@@ -159,4 +164,23 @@ pub struct Violation {
     /// True when the violation is waived (accepted on purpose) and does not count against compliance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waived: Option<bool>,
+}
+
+/// One worker's Deployment, as its status says.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatus {
+    /// Name of the worker (spec.workers[].name).
+    pub name: String,
+
+    /// Name of its Deployment (and HorizontalPodAutoscaler).
+    pub deployment_name: String,
+
+    /// Pods of the worker's Deployment (its status.replicas).
+    #[serde(default)]
+    pub replicas: i32,
+
+    /// Ready pods of the worker's Deployment (its status.readyReplicas).
+    #[serde(default)]
+    pub ready_replicas: i32,
 }

@@ -122,6 +122,7 @@ fn cel_rules_and_messages() {
     let node_local = rule_text(super::volumes::node_local_rule());
     let persistent = rule_text(super::volumes::persistent_rule());
     let name_length = rule_text(super::schedules::name_length_rule());
+    let worker_name_length = rule_text(super::workers::name_length_rule());
     let mut rules = Vec::new();
     cel_rules(&schema(), "", &mut rules);
     let rules: Vec<(&str, &str)> = rules
@@ -138,6 +139,7 @@ fn cel_rules_and_messages() {
             ("", node_local.as_str()),
             ("", persistent.as_str()),
             ("", name_length.as_str()),
+            ("", worker_name_length.as_str()),
             (
                 "",
                 "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
@@ -200,6 +202,17 @@ fn cel_rules_and_messages() {
                 ".spec.sessionStore",
                 "!has(self.external) || self.type == 'external'"
             ),
+            (
+                ".spec.workers[].autoscaling.targetCPUUtilizationPercentage",
+                "self >= 1 && self <= 100"
+            ),
+            (
+                ".spec.workers[].autoscaling.targetMemoryUtilizationPercentage",
+                "self >= 1 && self <= 100"
+            ),
+            (".spec.workers[].name", "!(self in ['redis'])"),
+            (".spec.workers[].replicas", "self.min >= 1"),
+            (".spec.workers[].replicas", "self.min <= self.max"),
         ]
     );
 }
@@ -429,6 +442,15 @@ fn full_example_sets_every_field() {
         (
             "schedules.0",
             &spec_schema["properties"]["schedules"]["items"],
+        ),
+        ("workers.0", &spec_schema["properties"]["workers"]["items"]),
+        (
+            "workers.0.replicas",
+            &spec_schema["properties"]["workers"]["items"]["properties"]["replicas"],
+        ),
+        (
+            "workers.0.autoscaling",
+            &spec_schema["properties"]["workers"]["items"]["properties"]["autoscaling"],
         ),
         ("policy", &spec_schema["properties"]["policy"]),
     ];

@@ -5,7 +5,9 @@
 //! anti-pattern); `load` drives it as many browsers behind a balancer and
 //! counts the sessions lost; `redis-ping` proves the pod reaches Redis
 //! through the URL the operator gave it (in an environment variable, or in a
-//! service binding); `binding` shows what a service binding holds.
+//! service binding); `binding` shows what a service binding holds; `worker`
+//! consumes a job queue in Redis, as a worker Deployment of its own, and
+//! `enqueue` adds a job to it.
 
 mod binding;
 mod load;
@@ -53,6 +55,12 @@ enum Command {
     Serve(ServeArgs),
     /// Connect with the URL (AUTH, SELECT), send PING, print PONG.
     RedisPing(RedisArgs),
+    /// Consume the job queue (the Redis list `session-demo:jobs`) until
+    /// SIGTERM: each job goes to exactly one worker, which logs it with its
+    /// pod's name. The job in hand is finished before the worker stops.
+    Worker(RedisArgs),
+    /// Add a job to the queue `worker` consumes; print the queue's length.
+    Enqueue(EnqueueArgs),
     /// Print a service binding's entries as JSON, secret ones as their length.
     Binding(BindingArgs),
     /// Print the JWT signing keys this pod sees now, as JSON: the kid that
@@ -155,6 +163,22 @@ impl RedisArgs {
 }
 
 #[derive(Args)]
+struct EnqueueArgs {
+    /// The job: any text (1-1024 bytes).
+    #[arg(value_parser = parse_job)]
+    job: String,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
+fn parse_job(job: &str) -> Result<String, String> {
+    match job.len() {
+        1..=1024 => Ok(job.to_owned()),
+        n => Err(format!("a job has 1 to 1024 bytes, this one {n}")),
+    }
+}
+
+#[derive(Args)]
 struct BindingArgs {
     /// The binding's name: its directory under $SERVICE_BINDING_ROOT.
     name: String,
@@ -227,6 +251,23 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Some(Command::Worker(args)) => {
+            init_logs();
+            match runtime.block_on(work(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "worker stopped");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Enqueue(args)) => match runtime.block_on(enqueue(&args)) {
+            Ok(length) => {
+                println!("{length}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Some(Command::Binding(args)) => match show_binding(&args) {
             Ok(json) => {
                 println!("{json}");
@@ -274,7 +315,7 @@ fn run_load(runtime: &tokio::runtime::Runtime, args: LoadArgs) -> ExitCode {
     }
 }
 
-fn run_serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> ExitCode {
+fn init_logs() {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -283,6 +324,10 @@ fn run_serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> ExitCode {
         // Colours only on a terminal: `kubectl logs` shows plain text.
         .with_ansi(io::stderr().is_terminal())
         .init();
+}
+
+fn run_serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> ExitCode {
+    init_logs();
     match runtime.block_on(serve(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -295,6 +340,49 @@ fn run_serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> ExitCode {
 async fn redis_ping(args: &RedisArgs) -> Result<String, DemoError> {
     let store = args.store()?;
     Ok(store.ping(PING_TIMEOUT).await?)
+}
+
+/// The Redis list `worker` consumes and `enqueue` appends to.
+const JOB_QUEUE: &str = "session-demo:jobs";
+/// Pause after a failed BLPOP before the next, so a Redis that is down is
+/// not hammered.
+const WORKER_RETRY: Duration = Duration::from_secs(1);
+
+async fn enqueue(args: &EnqueueArgs) -> Result<i64, DemoError> {
+    let store = args.redis.store()?;
+    Ok(store.push_job(JOB_QUEUE, &args.job, PING_TIMEOUT).await?)
+}
+
+/// Take jobs until SIGTERM or SIGINT. A job is "done" once logged: the demo
+/// shows where a job ran, not what it does.
+async fn work(args: &RedisArgs) -> Result<(), DemoError> {
+    let pod = pod_name();
+    let store = args.store()?;
+    tracing::info!(queue = JOB_QUEUE, redis = store.target(), pod = %pod, "worker started");
+    // The signal is checked between two BLPOPs, never raced with one: a
+    // BLPOP given up half-way could have taken a job off the list already.
+    // One blocks at most half a second, well within the grace period.
+    let stopping = Arc::new(AtomicBool::new(false));
+    tokio::spawn({
+        let stopping = Arc::clone(&stopping);
+        async move {
+            let signal = shutdown_signal().await;
+            tracing::info!(signal, "worker stopping after the job in hand");
+            stopping.store(true, Ordering::SeqCst);
+        }
+    });
+    while !stopping.load(Ordering::SeqCst) {
+        match store.pop_job(JOB_QUEUE).await {
+            Ok(Some(job)) => tracing::info!(job = %job, pod = %pod, "job done"),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take a job; retrying");
+                tokio::time::sleep(WORKER_RETRY).await;
+            }
+        }
+    }
+    tracing::info!("worker stopped");
+    Ok(())
 }
 
 /// The binding's entries; a secret one shows as its length only.

@@ -15,6 +15,9 @@ use crate::session;
 
 /// Limit for one connection attempt and for one reply on a connection.
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one BLPOP blocks: under [`IO_TIMEOUT`], the connection's reply
+/// limit, so an empty queue is not taken for a dead connection.
+const JOB_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -113,6 +116,41 @@ impl Store {
                 .await
                 .map_err(|e| self.error(&e))?;
             Ok(visits)
+        })
+        .await
+    }
+
+    /// Appends `job` to the queue `queue` (RPUSH); the queue's length after.
+    pub async fn push_job(
+        &self,
+        queue: &str,
+        job: &str,
+        limit: Duration,
+    ) -> Result<i64, StoreError> {
+        self.within(limit, async {
+            let mut conn = self.connection().await?;
+            redis::cmd("RPUSH")
+                .arg(queue)
+                .arg(job)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error(&e))
+        })
+        .await
+    }
+
+    /// Takes the oldest job of `queue`, waiting up to [`JOB_WAIT`] for one
+    /// (BLPOP): a job goes to exactly one of the workers waiting.
+    pub async fn pop_job(&self, queue: &str) -> Result<Option<String>, StoreError> {
+        self.within(JOB_WAIT + IO_TIMEOUT, async {
+            let mut conn = self.connection().await?;
+            let popped: Option<(String, String)> = redis::cmd("BLPOP")
+                .arg(queue)
+                .arg(JOB_WAIT.as_secs_f64())
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error(&e))?;
+            Ok(popped.map(|(_, job)| job))
         })
         .await
     }

@@ -1,4 +1,4 @@
-//! NetworkPolicy `<name>-redis`: only the app's pods (web tier and
+//! NetworkPolicy `<name>-redis`: only the app's pods (web tier, workers and
 //! scheduled jobs) reach Redis.
 
 use k8s_openapi::api::networking::v1::{
@@ -13,7 +13,7 @@ use crate::build::{Context, labels, names};
 
 /// Ingress to the Redis pod is denied except from the app's pods in the same
 /// namespace (its instance label, and a component that connects: the web
-/// tier or a scheduled job, never another Redis), on TCP 6379; all egress is denied
+/// tier, a worker or a scheduled job, never another Redis), on TCP 6379; all egress is denied
 /// (Redis opens no connection: no replication, no DNS). Answers to its
 /// clients are not egress: policies are stateful.
 pub(super) fn build(ctx: &Context<'_>) -> NetworkPolicy {
@@ -51,6 +51,7 @@ fn clients(name: &str) -> LabelSelector {
             operator: "In".into(),
             values: Some(vec![
                 labels::COMPONENT_APP.to_string(),
+                labels::COMPONENT_WORKER.to_string(),
                 labels::COMPONENT_SCHEDULE.to_string(),
             ]),
         }]),
@@ -89,7 +90,7 @@ mod tests {
                             "matchExpressions": [{
                                 "key": "app.kubernetes.io/component",
                                 "operator": "In",
-                                "values": ["app", "schedule"],
+                                "values": ["app", "worker", "schedule"],
                             }],
                         }}],
                         "ports": [{"port": 6379, "protocol": "TCP"}]
