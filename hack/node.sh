@@ -528,7 +528,8 @@ node_teardown_host() {
     done
   fi
   # Conntrack entries of the pod network would otherwise linger.
-  command -v conntrack >/dev/null 2>&1 && conntrack -D -s "$NODE_SUBNET" >/dev/null 2>&1
+  # (conntrack -D exits 1 when there was nothing to delete.)
+  if command -v conntrack >/dev/null 2>&1; then conntrack -D -s "$NODE_SUBNET" >/dev/null 2>&1 || true; fi
   local br="${2:-$NODE_BRIDGE}"; [[ -f "$dir/bridge" ]] && br=$(cat "$dir/bridge")
   ip link show "$br" >/dev/null 2>&1 && ip link delete "$br"
   # Leftover veths of pods whose network namespace is gone die with it;
