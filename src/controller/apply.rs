@@ -13,7 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, Resource, ResourceExt};
 
 use crate::build::{FIELD_MANAGER, is_controlled_by};
@@ -189,6 +189,35 @@ pub async fn delete_secret_guarded(
         }
         Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(GuardedDelete::Missed),
         Err(e) => Err(Error::kube("delete", "Secret", namespace, &name)(e)),
+    }
+}
+
+/// Create `secret` (with the operator's field manager). The operator may
+/// only create and delete Secrets, never update them (no server-side apply
+/// that could take over a user's), so its Secrets go through here. `None`
+/// when one of that name exists already (409): nothing written, and whose it
+/// is is the caller's question.
+pub async fn create_secret(ctx: &Context, secret: &Secret) -> Result<Option<Secret>, Error> {
+    let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+    may_write(
+        &ctx.settings.leadership,
+        "create",
+        "Secret",
+        &namespace,
+        &name,
+    )?;
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+    match api.create(&params, secret).await {
+        Ok(created) => {
+            ctx.metrics.count_write("Secret", "create");
+            Ok(Some(created))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+        Err(e) => Err(Error::kube("create", "Secret", &namespace, &name)(e)),
     }
 }
 

@@ -9,15 +9,14 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::PostParams;
 use kube::core::PartialObjectMetaExt;
 use kube::{Api, Resource, ResourceExt};
 
-use super::apply::{delete_secret_guarded, may_write};
+use super::apply::{create_secret, delete_secret_guarded};
 use super::observe::{self, Content};
 use super::reconcile::{Target, prune};
 use super::{Context, Error};
-use crate::build::{self, FIELD_MANAGER, is_controlled_by, names};
+use crate::build::{self, is_controlled_by, names};
 use crate::crd::{ConfigKind, StatelessApp};
 
 /// The managed Redis Secret: created once with a fresh random password and
@@ -130,27 +129,14 @@ async fn create_managed_secret(
     name: &str,
     password: &str,
 ) -> Result<Secret, Error> {
-    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
-    let kube_err = |verb: &'static str| Error::kube(verb, "Secret", namespace, name);
     let secret = build::redis_secret(app, password)?;
-    let params = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    may_write(
-        &ctx.settings.leadership,
-        "create",
-        "Secret",
-        namespace,
-        name,
-    )?;
-    match api.create(&params, &secret).await {
-        Ok(created) => {
-            ctx.metrics.count_write("Secret", "create");
-            Ok(created)
-        }
-        Err(kube::Error::Api(s)) if s.code == 409 => api.get(name).await.map_err(kube_err("get")),
-        Err(e) => Err(kube_err("create")(e)),
+    match create_secret(ctx, &secret).await? {
+        Some(created) => Ok(created),
+        // Created meanwhile: the caller checks whose it is.
+        None => Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+            .get(name)
+            .await
+            .map_err(Error::kube("get", "Secret", namespace, name)),
     }
 }
 

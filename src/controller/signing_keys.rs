@@ -13,14 +13,14 @@
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::ObjectMeta;
 use kube::core::PartialObjectMetaExt;
 use kube::{Api, Resource, ResourceExt};
 
-use super::apply::{GuardedDelete, delete_secret_guarded, may_write};
+use super::apply::{GuardedDelete, create_secret, delete_secret_guarded};
 use super::reconcile::{Target, prune};
 use super::{Context, Error};
-use crate::build::{self, FIELD_MANAGER, is_controlled_by, names};
+use crate::build::{self, is_controlled_by, names};
 use crate::crd::{SigningKeysStatus, StatelessApp};
 use crate::signing_keys::{
     KeySet, Policy, ROTATE_ANNOTATION, SCHEDULE_ANNOTATION, Schedule, keys, parse_schedule,
@@ -283,28 +283,16 @@ async fn create(
     ctx: &Context,
     secret: &Secret,
 ) -> Result<Secret, Error> {
-    let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
-    let kube_err = |verb: &'static str| Error::kube(verb, "Secret", &namespace, &name);
-    may_write(
-        &ctx.settings.leadership,
-        "create",
-        "Secret",
-        &namespace,
-        &name,
-    )?;
-    let params = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    match api.create(&params, secret).await {
-        Ok(created) => {
-            ctx.metrics.count_write("Secret", "create");
-            Ok(created)
-        }
-        Err(kube::Error::Api(s)) if s.code == 409 => get_owned(api, app, &name)
+    match create_secret(ctx, secret).await? {
+        Some(created) => Ok(created),
+        // Written meanwhile: ours (a racing reconcile) is used, anyone
+        // else's is a conflict.
+        None => get_owned(api, app, &secret.name_any())
             .await?
-            .ok_or_else(|| Error::SigningKeysChanged { namespace, name }),
-        Err(e) => Err(kube_err("create")(e)),
+            .ok_or_else(|| Error::SigningKeysChanged {
+                namespace: secret.namespace().unwrap_or_default(),
+                name: secret.name_any(),
+            }),
     }
 }
 
