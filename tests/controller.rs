@@ -1948,3 +1948,87 @@ async fn workers_become_scaled_deployments_conflicts_are_reported_and_removed_on
     })
     .await;
 }
+
+/// More findings than the status lists (50): a finding is warned about when
+/// it is new (up to 10 Events per reconcile), and later reconciles add none,
+/// because the Events are de-duplicated on the whole set, not on the capped
+/// list.
+#[tokio::test]
+async fn more_findings_than_the_status_lists_are_warned_about_once() {
+    let (client, ns, operator) = setup("ctrl-many").await;
+    let apps = ns.api::<StatelessApp>();
+    let mut app = basic_app("busy");
+    app["spec"]["policy"] = json!({"mode": "Warn"});
+    apply_objects(&client, &ns.name, &[app]).await;
+    wait_ready(&apps, "busy", WAIT).await;
+
+    const STICKY: usize = 55;
+    let services: Vec<_> = (0..STICKY)
+        .map(|i| {
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("sticky-{i:02}")},
+                "spec": {"selector": {"app.kubernetes.io/instance": "busy", "app.kubernetes.io/component": "app"},
+                         "sessionAffinity": "ClientIP", "ports": [{"port": 80, "targetPort": 8080}]}})
+        })
+        .collect();
+    apply_objects(&client, &ns.name, &services).await;
+    wait_until(WAIT, "violationCount 55, 50 listed", || async {
+        apps.get("busy").await.ok().is_some_and(|a| {
+            let status = a.status.clone().unwrap_or_default();
+            status.violation_count == STICKY as i32
+                && status.violations.len() == stateless_operator::crd::MAX_STATUS_VIOLATIONS
+        })
+    })
+    .await;
+
+    let events = ns.api::<Event>();
+    // (Event objects, occurrences including their series) of the findings.
+    let warned = || async {
+        let items: Vec<_> = events
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("StatelessnessViolation"))
+            .collect();
+        let occurrences: i32 = items
+            .iter()
+            .map(|e| e.count.unwrap_or(1) + e.series.as_ref().and_then(|s| s.count).unwrap_or(0))
+            .sum();
+        (items.len(), occurrences)
+    };
+    // The reconcile that wrote the count published its Events before the
+    // status (status is the last step).
+    let (objects, occurrences) = warned().await;
+    assert!(
+        (1..=STICKY).contains(&objects) && occurrences as usize == objects,
+        "one Event per new finding, none repeated: {objects} Events, {occurrences} occurrences"
+    );
+    let reconciles = || {
+        counter(
+            &operator.metrics,
+            "stateless_reconciliations",
+            "result=\"ok\"",
+        )
+    };
+    // Reconciles that see the same 55 findings.
+    for poke in 0..3 {
+        let before = reconciles();
+        apps.patch(
+            "busy",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"test/poke": poke.to_string()}}})),
+        )
+        .await
+        .expect("poke");
+        wait_until(WAIT, "a reconcile after the poke", || async {
+            reconciles() > before
+        })
+        .await;
+    }
+    assert_eq!(
+        warned().await,
+        (objects, occurrences),
+        "reconciles that found the same 55 findings warned again"
+    );
+}
