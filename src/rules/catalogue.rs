@@ -402,8 +402,9 @@ pub static CATALOGUE: [RuleInfo; 10] = [
                       queue worker/scheduler Deployment fed by a queue (Redis, SQS). On a \
                       StatelessApp, list the jobs in `spec.schedules` (name, cron `schedule`, \
                       `command`): the operator runs each as a CronJob of the app's image with its \
-                      env, session store and keys, `concurrencyPolicy: Forbid` by default, and \
-                      the web pods keep only the server.",
+                      env, session store and keys, `concurrencyPolicy: Forbid` by default; \
+                      queue consumers (`celery worker`) go in `spec.workers`, a Deployment of \
+                      their own with its own HPA. The web pods keep only the server.",
         detects: "A container of an application pod whose command or args run `cron`, `crond`, \
                   `supercronic`, `go-crond`, `php artisan schedule:work|schedule:run`, \
                   `celery beat` (or `celery worker -B`) or `rqscheduler`, or `supervisord` with a \
