@@ -2032,3 +2032,94 @@ async fn more_findings_than_the_status_lists_are_warned_about_once() {
         "reconciles that found the same 55 findings warned again"
     );
 }
+
+fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+/// The managed Secret is replaced (the operator may not update Secrets) when
+/// its password was rotated: the password is staged first, so a crash
+/// between the delete and the create loses nothing.
+#[tokio::test]
+async fn a_rotated_session_store_password_survives_a_crash_mid_replacement() {
+    let client = client().await;
+    ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client, "ctrl-staged").await;
+    let operator = Operator::start(&client, &ns.name);
+    apply_objects(&client, &ns.name, &[basic_app("vault")]).await;
+    let apps = ns.api::<StatelessApp>();
+    let app = wait_ready(&apps, "vault", WAIT).await;
+    let secrets = ns.api::<Secret>();
+    let url_has = |password: String| {
+        let secrets = secrets.clone();
+        async move {
+            wait_until(
+                WAIT,
+                &format!("vault-redis's url has {password}"),
+                || async {
+                    secrets.get("vault-redis").await.ok().is_some_and(|s| {
+                        secret_value(&s, "password").as_deref() == Some(password.as_str())
+                            && secret_value(&s, "url").is_some_and(|u| u.contains(&password))
+                    })
+                },
+            )
+            .await;
+        }
+    };
+
+    // A rotation in place, the operator running: the Secret is replaced and
+    // no staged copy stays behind.
+    secrets
+        .patch(
+            "vault-redis",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"password": "rotated-by-the-user-1"}})),
+        )
+        .await
+        .expect("rotate");
+    url_has("rotated-by-the-user-1".into()).await;
+    assert!(
+        secrets
+            .get_opt("vault-redis-next")
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    // The crash, as the replacement leaves it: the staged copy written, the
+    // Secret deleted, no create yet. The next operator restores the
+    // password the user chose instead of generating one.
+    drop(operator);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let staged: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "vault-redis-next", "ownerReferences": [{
+            "apiVersion": "stateless.dev/v1alpha1", "kind": "StatelessApp", "name": "vault",
+            "uid": app.metadata.uid, "controller": true}]},
+        "stringData": {"password": "rotated-by-the-user-2"}
+    }))
+    .expect("Secret");
+    secrets
+        .create(&PostParams::default(), &staged)
+        .await
+        .expect("the staged copy");
+    secrets
+        .delete("vault-redis", &DeleteParams::default())
+        .await
+        .expect("delete the Secret");
+    let _operator = Operator::start(&client, &ns.name);
+    url_has("rotated-by-the-user-2".into()).await;
+    wait_until(WAIT, "the staged copy removed", || async {
+        secrets
+            .get_opt("vault-redis-next")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    })
+    .await;
+    wait_ready(&apps, "vault", WAIT).await;
+}

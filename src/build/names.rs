@@ -28,6 +28,13 @@ pub fn redis_secret(app_name: &str) -> String {
     redis(app_name)
 }
 
+/// The managed Redis Secret's password while the Secret is being replaced
+/// (after a rotation): written first, so that no crash between the delete
+/// and the create loses the password the user chose.
+pub fn redis_secret_staged(app_name: &str) -> String {
+    format!("{app_name}-redis-next")
+}
+
 /// The Secret with the app's JWT signing keys (identity.jwt), mounted into its pods.
 pub fn signing_keys(app_name: &str) -> String {
     format!("{app_name}-jwt")
@@ -66,6 +73,7 @@ mod tests {
             redis(&name),
             redis_data(&name),
             redis_secret(&name),
+            redis_secret_staged(&name),
             signing_keys(&name),
             signing_keys_staged(&name),
         ] {

@@ -92,19 +92,100 @@ pub(super) async fn ensure_managed_secret(
         if derived.iter().all(|(k, v)| current.get(k) == Some(v)) {
             return Ok(remember_managed(ctx, namespace, &name, &secret));
         }
+        // Stage the password first: after this, no crash can lose it.
+        let staged = stage_password(app, ctx, namespace, &password).await?;
         // Changed or gone meanwhile (Missed): the create below answers
         // 409 or makes it anew, and the next reconcile looks again.
         delete_secret_guarded(ctx, namespace, &secret, true).await?;
         let replaced = create_managed_secret(app, ctx, namespace, &name, &password).await?;
+        // Ours (its uid): gone or replaced meanwhile is as good as deleted.
+        delete_secret_guarded(ctx, namespace, &staged, false).await?;
         changes.push(format!(
             "replaced Secret {name} (its url and Redis users follow its password)"
         ));
         return Ok(remember_managed(ctx, namespace, &name, &replaced));
     }
-    let password = build::generate_password()?;
+    // Missing: a replacement cut short between its delete and its create
+    // left the password in the staged copy; otherwise a new one.
+    let staged = staged_password(app, ctx, namespace).await?;
+    let password = match &staged {
+        Some((_, password)) => password.clone(),
+        None => build::generate_password()?,
+    };
     let created = create_managed_secret(app, ctx, namespace, &name, &password).await?;
-    changes.push(format!("created Secret {name}"));
+    match &staged {
+        Some((copy, _)) => {
+            delete_secret_guarded(ctx, namespace, copy, false).await?;
+            changes.push(format!("restored Secret {name} from {}", copy.name_any()));
+        }
+        None => changes.push(format!("created Secret {name}")),
+    }
     Ok(remember_managed(ctx, namespace, &name, &created))
+}
+
+/// Write the staged copy of `password`, replacing an older copy of ours
+/// (one a crash left); the copy written.
+async fn stage_password(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+    password: &str,
+) -> Result<Secret, Error> {
+    let copy = build::redis::redis_secret_staged(app, password)?;
+    if let Some(written) = create_secret(ctx, &copy).await? {
+        return Ok(written);
+    }
+    let name = copy.name_any();
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
+    let conflict = || Error::SecretConflict {
+        namespace: namespace.into(),
+        name: name.clone(),
+    };
+    let old = api
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube("get", "Secret", namespace, &name))?;
+    match old {
+        Some(old) if is_controlled_by(old.meta(), app) => {
+            delete_secret_guarded(ctx, namespace, &old, true).await?;
+            create_secret(ctx, &copy).await?.ok_or_else(conflict)
+        }
+        // Someone else's Secret of that name: the replacement waits.
+        Some(_) => Err(conflict()),
+        // Gone meanwhile.
+        None => create_secret(ctx, &copy).await?.ok_or_else(conflict),
+    }
+}
+
+/// The staged copy of the app's password, when the metadata cache shows one
+/// of ours (no request otherwise), and the password in it.
+async fn staged_password(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Option<(Secret, String)>, Error> {
+    let name = names::redis_secret_staged(&app.name_any());
+    match ctx.caches.meta(ConfigKind::Secret, namespace, &name) {
+        Some(cached) if is_controlled_by(&cached.meta, app) => {}
+        _ => return Ok(None),
+    }
+    let copy = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube("get", "Secret", namespace, &name))?;
+    Ok(copy.and_then(|copy| {
+        if !is_controlled_by(copy.meta(), app) {
+            return None;
+        }
+        let password = copy
+            .data
+            .as_ref()?
+            .get(build::redis::PASSWORD_KEY)
+            .and_then(|p| std::str::from_utf8(&p.0).ok())
+            .filter(|p| !p.is_empty())?
+            .to_string();
+        Some((copy, password))
+    }))
 }
 
 /// Memoize a managed Secret found consistent (its digest and key names,
@@ -195,6 +276,12 @@ pub(super) async fn prune_all(
     prune::<PersistentVolumeClaim, _>(at(&names::redis_data(&name)), &caches.pvcs, changes).await?;
     prune::<Secret, _>(
         at(&names::redis_secret(&name)),
+        &caches.secret_meta,
+        changes,
+    )
+    .await?;
+    prune::<Secret, _>(
+        at(&names::redis_secret_staged(&name)),
         &caches.secret_meta,
         changes,
     )

@@ -21,7 +21,7 @@ mod service;
 pub use config::{REDIS_CONF_KEY, parse_memory};
 pub use secret::{
     ACL_KEY, PASSWORD_KEY, REDIS_USER, URL_KEY, acl_file, derived_data, generate_password,
-    redis_secret, redis_url,
+    redis_secret, redis_secret_staged, redis_url,
 };
 
 use super::{BuildError, BuildInputs, Context, ManagedRedis};

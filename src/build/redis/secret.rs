@@ -52,6 +52,25 @@ pub fn redis_secret(app: &StatelessApp, password: &str) -> Result<Secret, BuildE
     })
 }
 
+/// The staged copy of the password, `<name>-redis-next` with the key
+/// `password` only (the rest follows from it), while the managed Secret is
+/// replaced.
+pub fn redis_secret_staged(app: &StatelessApp, password: &str) -> Result<Secret, BuildError> {
+    let ctx = Context::new(app)?;
+    Ok(Secret {
+        metadata: ctx.meta(
+            names::redis_secret_staged(ctx.name),
+            labels::redis(ctx.name),
+        ),
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            PASSWORD_KEY.to_string(),
+            ByteString(password.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    })
+}
+
 /// The keys derived from the password: `url` and `users.acl`.
 pub fn derived_data(name: &str, namespace: &str, password: &str) -> BTreeMap<String, ByteString> {
     BTreeMap::from([
