@@ -54,7 +54,7 @@ enum Command {
     /// Serve HTTP: /session and / (session counter), /healthz, /readyz (the default).
     Serve(ServeArgs),
     /// Connect with the URL (AUTH, SELECT), send PING, print PONG.
-    RedisPing(RedisArgs),
+    RedisPing(PingArgs),
     /// Consume the job queue (the Redis list `session-demo:jobs`) until
     /// SIGTERM: each job goes to exactly one worker, which logs it with its
     /// pod's name. The job in hand is finished before the worker stops.
@@ -160,6 +160,17 @@ impl RedisArgs {
             None => self.redis_url_env.clone(),
         }
     }
+}
+
+#[derive(Args)]
+struct PingArgs {
+    /// Keep trying (every half second) for this many seconds before giving
+    /// up (1-600). A new pod's first connection can be refused for a moment:
+    /// a NetworkPolicy enforcer admits a pod only once it has seen it.
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = value_parser!(u64).range(1..=600))]
+    wait: u64,
+    #[command(flatten)]
+    redis: RedisArgs,
 }
 
 #[derive(Args)]
@@ -337,9 +348,20 @@ fn run_serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn redis_ping(args: &RedisArgs) -> Result<String, DemoError> {
-    let store = args.store()?;
-    Ok(store.ping(PING_TIMEOUT).await?)
+/// Pause between two PING attempts of `redis-ping`.
+const PING_RETRY: Duration = Duration::from_millis(500);
+
+async fn redis_ping(args: &PingArgs) -> Result<String, DemoError> {
+    let store = args.redis.store()?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match store.ping(left.min(PING_TIMEOUT)).await {
+            Ok(reply) => return Ok(reply),
+            Err(e) if tokio::time::Instant::now() + PING_RETRY >= deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(PING_RETRY).await,
+        }
+    }
 }
 
 /// The Redis list `worker` consumes and `enqueue` appends to.
