@@ -760,6 +760,25 @@ async fn invalid_specs_are_rejected_with_actionable_messages() {
         .expect("a waived claim is admitted");
 }
 
+/// The StatelessnessViolation Events of a namespace: each one's message and
+/// how often it happened (its count, plus its series'), in list order.
+async fn violation_events(events: &Api<Event>) -> Vec<(String, i32)> {
+    events
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("StatelessnessViolation"))
+        .map(|e| {
+            (
+                e.message.unwrap_or_default(),
+                e.count.unwrap_or(1) + e.series.and_then(|s| s.count).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn violations_are_reported_waived_and_enforced() {
     let (client, ns, operator) = setup("ctrl-rules").await;
@@ -810,24 +829,7 @@ async fn violations_are_reported_waived_and_enforced() {
     .await
     .expect("poke");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let events = ns.api::<Event>();
-    let violation_events = || async {
-        events
-            .list(&ListParams::default())
-            .await
-            .expect("events")
-            .items
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some("StatelessnessViolation"))
-            .map(|e| {
-                (
-                    e.message.unwrap_or_default(),
-                    e.count.unwrap_or(1) + e.series.and_then(|s| s.count).unwrap_or(0),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    let found = violation_events().await;
+    let found = violation_events(&ns.api::<Event>()).await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].1, 1, "{found:?}");
     assert!(
@@ -1983,19 +1985,8 @@ async fn more_findings_than_the_status_lists_are_warned_about_once() {
     let events = ns.api::<Event>();
     // (Event objects, occurrences including their series) of the findings.
     let warned = || async {
-        let items: Vec<_> = events
-            .list(&ListParams::default())
-            .await
-            .expect("events")
-            .items
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some("StatelessnessViolation"))
-            .collect();
-        let occurrences: i32 = items
-            .iter()
-            .map(|e| e.count.unwrap_or(1) + e.series.as_ref().and_then(|s| s.count).unwrap_or(0))
-            .sum();
-        (items.len(), occurrences)
+        let found = violation_events(&events).await;
+        (found.len(), found.iter().map(|(_, n)| n).sum::<i32>())
     };
     // The reconcile that wrote the count published its Events before the
     // status (status is the last step).
