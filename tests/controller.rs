@@ -2081,20 +2081,56 @@ async fn a_rotated_session_store_password_survives_a_crash_mid_replacement() {
             .is_none()
     );
 
-    // The crash, as the replacement leaves it: the staged copy written, the
-    // Secret deleted, no create yet. The next operator restores the
-    // password the user chose instead of generating one.
+    let staged_copy = |password: &str| -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"name": "vault-redis-next", "ownerReferences": [{
+                "apiVersion": "stateless.dev/v1alpha1", "kind": "StatelessApp", "name": "vault",
+                "uid": app.metadata.uid, "controller": true}]},
+            "stringData": {"password": password}
+        }))
+        .expect("Secret")
+    };
+    let staged_gone = || async {
+        wait_until(WAIT, "the staged copy removed", || async {
+            secrets
+                .get_opt("vault-redis-next")
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+        })
+        .await;
+    };
+
+    // A crash after the create: the Secret is whole, its staged copy left.
+    // The next operator removes the copy (a second place with the password)
+    // and leaves the Secret as it is.
     drop(operator);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let staged: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "vault-redis-next", "ownerReferences": [{
-            "apiVersion": "stateless.dev/v1alpha1", "kind": "StatelessApp", "name": "vault",
-            "uid": app.metadata.uid, "controller": true}]},
-        "stringData": {"password": "rotated-by-the-user-2"}
-    }))
-    .expect("Secret");
+    let whole = secrets.get("vault-redis").await.expect("Secret");
     secrets
-        .create(&PostParams::default(), &staged)
+        .create(
+            &PostParams::default(),
+            &staged_copy("rotated-by-the-user-1"),
+        )
+        .await
+        .expect("a leftover staged copy");
+    let operator = Operator::start(&client, &ns.name);
+    staged_gone().await;
+    let after = secrets.get("vault-redis").await.expect("Secret");
+    assert_eq!(after.metadata.uid, whole.metadata.uid);
+    assert_eq!(after.data, whole.data);
+
+    // The crash between the delete and the create: the staged copy written,
+    // the Secret deleted. The next operator restores the password the user
+    // chose instead of generating one.
+    drop(operator);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    secrets
+        .create(
+            &PostParams::default(),
+            &staged_copy("rotated-by-the-user-2"),
+        )
         .await
         .expect("the staged copy");
     secrets
@@ -2103,14 +2139,6 @@ async fn a_rotated_session_store_password_survives_a_crash_mid_replacement() {
         .expect("delete the Secret");
     let _operator = Operator::start(&client, &ns.name);
     url_has("rotated-by-the-user-2".into()).await;
-    wait_until(WAIT, "the staged copy removed", || async {
-        secrets
-            .get_opt("vault-redis-next")
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-    })
-    .await;
+    staged_gone().await;
     wait_ready(&apps, "vault", WAIT).await;
 }

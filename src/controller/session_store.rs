@@ -90,6 +90,7 @@ pub(super) async fn ensure_managed_secret(
         let derived = build::redis::derived_data(&app.name_any(), namespace, &password);
         let current = secret.data.clone().unwrap_or_default();
         if derived.iter().all(|(k, v)| current.get(k) == Some(v)) {
+            remove_leftover_staged(app, ctx, namespace).await?;
             return Ok(remember_managed(ctx, namespace, &name, &secret));
         }
         // Stage the password first: after this, no crash can lose it.
@@ -155,6 +156,28 @@ async fn stage_password(
         // Gone meanwhile.
         None => create_secret(ctx, &copy).await?.ok_or_else(conflict),
     }
+}
+
+/// A replacement cut short after its create left its staged copy: the
+/// Secret is whole, so the copy (a second place holding the password) goes.
+/// Found in the metadata cache: no request when there is none.
+async fn remove_leftover_staged(
+    app: &StatelessApp,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<(), Error> {
+    let name = names::redis_secret_staged(&app.name_any());
+    if let Some(cached) = ctx.caches.meta(ConfigKind::Secret, namespace, &name)
+        && is_controlled_by(&cached.meta, app)
+    {
+        let copy = Secret {
+            metadata: cached.meta,
+            ..Secret::default()
+        };
+        // Guarded by its uid: gone meanwhile is as good as deleted.
+        delete_secret_guarded(ctx, namespace, &copy, false).await?;
+    }
+    Ok(())
 }
 
 /// The staged copy of the app's password, when the metadata cache shows one
