@@ -72,3 +72,70 @@ async fn audit_reports_live_violations_per_namespace() {
         "a clean namespace: {stderr}"
     );
 }
+
+/// An ownerReference naming a StatelessApp hides an object from `audit` only
+/// when the object is one the app's controller makes (its kind and name): a
+/// sticky Service or Ingress that names the app, with the app's real uid (so
+/// the garbage collector keeps it), is reported like any other object.
+#[tokio::test]
+async fn an_owner_reference_hides_only_the_apps_own_children() {
+    let client = client().await;
+    ensure_crd(&client).await;
+    let ns = TestNamespace::new(&client, "audit-owner").await;
+    let app = json!({"apiVersion": "stateless.dev/v1alpha1", "kind": "StatelessApp",
+        "metadata": {"name": "web"},
+        "spec": {"image": "ghcr.io/stateless-dev/session-demo:0.1.0"}});
+    apply_objects(&client, &ns.name, &[app]).await;
+    let apps: kube::Api<stateless_operator::crd::StatelessApp> = ns.api();
+    let uid = apps
+        .get("web")
+        .await
+        .expect("the app")
+        .metadata
+        .uid
+        .expect("its uid");
+    let owner = json!([{"apiVersion": "stateless.dev/v1alpha1", "kind": "StatelessApp",
+        "name": "web", "uid": uid, "controller": true, "blockOwnerDeletion": false}]);
+    let sticky_service = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "ownerReferences": owner},
+            "spec": {"selector": {"app": "web"}, "sessionAffinity": "ClientIP",
+                     "ports": [{"port": 80, "targetPort": 8080}]}})
+    };
+    let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "ownerReferences": owner,
+                     "annotations": {"nginx.ingress.kubernetes.io/affinity": "cookie"}},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}});
+    apply_objects(
+        &client,
+        &ns.name,
+        &[sticky_service("web"), sticky_service("web-sticky"), ingress],
+    )
+    .await;
+
+    let (code, findings, stderr) = audit(&["-n", &ns.name]);
+    let found = |rule: &str, kind: &str, name: &str| {
+        findings
+            .iter()
+            .any(|f| f["rule"] == rule && f["kind"] == kind && f["name"] == name)
+    };
+    assert_eq!(code, 1, "findings exit 1; stderr: {stderr}");
+    assert!(
+        found("session-affinity", "Service", "web-sticky"),
+        "a Service the operator never makes is reported, whatever its owner: {findings:#?}"
+    );
+    assert!(
+        found("sticky-ingress", "Ingress", "web"),
+        "the operator makes no Ingress: {findings:#?}"
+    );
+    // The app's own Service: the operator's forced apply sets
+    // `sessionAffinity: None` on it, and the app's spec is what is audited.
+    assert!(
+        !found("session-affinity", "Service", "web"),
+        "the app's own Service is left to the app: {findings:#?}"
+    );
+    // Both objects are still there: the garbage collector keeps children of
+    // an app that exists, so the audit above saw what a user would have left.
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> = ns.api();
+    assert!(services.get_opt("web-sticky").await.expect("get").is_some());
+}

@@ -57,6 +57,48 @@ pub fn worker(app_name: &str, worker: &str) -> String {
     format!("{app_name}-{worker}")
 }
 
+/// Every object, as (kind, name), that the controller of the app `app_name`
+/// with these workers and schedules may create. Anything else that names
+/// the app as its controller was put there by someone else: an
+/// ownerReference is written by whoever creates the object.
+pub fn children<'a>(
+    app_name: &str,
+    workers: impl IntoIterator<Item = &'a str>,
+    schedules: impl IntoIterator<Item = &'a str>,
+) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    ]
+    .into_iter()
+    .map(|kind| (kind, app(app_name)))
+    .collect();
+    out.extend(
+        ["ConfigMap", "Deployment", "Service", "NetworkPolicy"]
+            .into_iter()
+            .map(|kind| (kind, redis(app_name))),
+    );
+    out.extend([
+        ("Secret", redis_secret(app_name)),
+        ("Secret", redis_secret_staged(app_name)),
+        ("PersistentVolumeClaim", redis_data(app_name)),
+        ("Secret", signing_keys(app_name)),
+        ("Secret", signing_keys_staged(app_name)),
+    ]);
+    for w in workers {
+        out.push(("Deployment", worker(app_name, w)));
+        out.push(("HorizontalPodAutoscaler", worker(app_name, w)));
+    }
+    out.extend(
+        schedules
+            .into_iter()
+            .map(|s| ("CronJob", schedule(app_name, s))),
+    );
+    out
+}
+
 /// Longest child-name suffix; with it a child name is at most 63 characters.
 pub const LONGEST_SUFFIX: &str = "-redis-data";
 
@@ -81,5 +123,35 @@ mod tests {
         }
         assert_eq!(redis_data(&name).len(), 63);
         assert_eq!(MAX_NAME_LENGTH + LONGEST_SUFFIX.len(), 63);
+    }
+
+    #[test]
+    fn children_name_every_kind_the_controller_creates() {
+        let all = children("web", ["jobs"], ["nightly"]);
+        for (kind, name) in [
+            ("Deployment", "web"),
+            ("Service", "web"),
+            ("HorizontalPodAutoscaler", "web"),
+            ("PodDisruptionBudget", "web"),
+            ("ConfigMap", "web-redis"),
+            ("Deployment", "web-redis"),
+            ("Service", "web-redis"),
+            ("NetworkPolicy", "web-redis"),
+            ("Secret", "web-redis"),
+            ("Secret", "web-redis-next"),
+            ("PersistentVolumeClaim", "web-redis-data"),
+            ("Secret", "web-jwt"),
+            ("Secret", "web-jwt-next"),
+            ("Deployment", "web-jobs"),
+            ("HorizontalPodAutoscaler", "web-jobs"),
+            ("CronJob", "web-nightly"),
+        ] {
+            assert!(
+                all.contains(&(kind, name.to_string())),
+                "{kind} {name} missing from {all:?}"
+            );
+        }
+        assert_eq!(all.len(), 16, "{all:?}");
+        assert!(!all.iter().any(|(kind, _)| *kind == "Ingress"));
     }
 }

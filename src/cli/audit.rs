@@ -1,6 +1,6 @@
 //! `stateless-operator audit`: the `lint` rules over what runs in a cluster.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -168,38 +168,62 @@ async fn list_all(
     }
 }
 
+/// A StatelessApp as an ownerReference names it: namespace, name, uid.
+type AppKey = (String, String, String);
+
 /// Objects controlled by a StatelessApp are reported through the app itself
 /// (its spec is audited), not a second time through each child. Only the
-/// children of apps that exist (same namespace, name and uid): an
-/// ownerReference is written by whoever creates the object, and one naming
-/// an app that is not there hides nothing.
+/// children its controller creates: an object of a kind and name the app's
+/// controller makes, naming as its controller an app that exists (same
+/// namespace, name and uid). An ownerReference is written by whoever creates
+/// the object; one naming an app that is not there, or put on an object the
+/// operator never makes (a sticky Service of another name, an Ingress), hides
+/// nothing.
 fn without_operator_children(values: Vec<Value>) -> Vec<Object> {
-    let apps: HashSet<(&str, &str, &str)> = values
+    let names = |spec: &Value, field: &str| -> Vec<String> {
+        spec[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let apps: HashMap<AppKey, HashSet<(&'static str, String)>> = values
         .iter()
         .filter(|v| v["kind"] == crate::crd::KIND)
         .filter_map(|v| {
             let meta = &v["metadata"];
+            let name = meta["name"].as_str()?;
+            let workers = names(&v["spec"], "workers");
+            let schedules = names(&v["spec"], "schedules");
+            let children = crate::build::names::children(
+                name,
+                workers.iter().map(String::as_str),
+                schedules.iter().map(String::as_str),
+            );
             Some((
-                meta["namespace"].as_str()?,
-                meta["name"].as_str()?,
-                meta["uid"].as_str()?,
+                (
+                    meta["namespace"].as_str()?.to_string(),
+                    name.to_string(),
+                    meta["uid"].as_str()?.to_string(),
+                ),
+                children.into_iter().collect(),
             ))
         })
         .collect();
     let is_child = |v: &Value| {
-        let namespace = v["metadata"]["namespace"].as_str().unwrap_or_default();
-        v["metadata"]["ownerReferences"]
+        let meta = &v["metadata"];
+        let text = |field: &Value| field.as_str().unwrap_or_default().to_string();
+        let (namespace, kind, name) = (text(&meta["namespace"]), &v["kind"], text(&meta["name"]));
+        meta["ownerReferences"]
             .as_array()
             .into_iter()
             .flatten()
-            .any(|o| {
-                o["kind"] == crate::crd::KIND
-                    && o["controller"] == true
-                    && apps.contains(&(
-                        namespace,
-                        o["name"].as_str().unwrap_or_default(),
-                        o["uid"].as_str().unwrap_or_default(),
-                    ))
+            .filter(|o| o["kind"] == crate::crd::KIND && o["controller"] == true)
+            .filter_map(|o| apps.get(&(namespace.clone(), text(&o["name"]), text(&o["uid"]))))
+            .any(|children| {
+                kind.as_str()
+                    .is_some_and(|kind| children.iter().any(|(k, n)| *k == kind && *n == name))
             })
     };
     let keep: Vec<bool> = values.iter().map(|v| !is_child(v)).collect();
@@ -218,17 +242,27 @@ mod tests {
 
     #[test]
     fn children_of_existing_stateless_apps_are_left_to_the_app() {
-        let app = json!({"kind": "StatelessApp", "metadata": {"name": "web", "namespace": "shop", "uid": "u-1"}});
+        let app = json!({"kind": "StatelessApp", "metadata": {"name": "web", "namespace": "shop", "uid": "u-1"},
+            "spec": {"workers": [{"name": "jobs"}]}});
         let owner = |uid: &str| json!([{"apiVersion": "stateless.dev/v1alpha1", "kind": "StatelessApp", "name": "web", "uid": uid, "controller": true}]);
         let child = json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "shop",
             "ownerReferences": owner("u-1")}});
         let forged = json!({"kind": "Service", "metadata": {"name": "sticky", "namespace": "shop",
             "ownerReferences": owner("u-2")}});
+        // The real app's uid, on objects its controller never makes.
+        let adopted = json!({"kind": "Service", "metadata": {"name": "sticky", "namespace": "shop",
+            "ownerReferences": owner("u-1")}});
+        let ingress = json!({"kind": "Ingress", "metadata": {"name": "web", "namespace": "shop",
+            "ownerReferences": owner("u-1")}});
+        let worker = json!({"kind": "Deployment", "metadata": {"name": "web-jobs", "namespace": "shop",
+            "ownerReferences": owner("u-1")}});
         let elsewhere = json!({"kind": "Service", "metadata": {"name": "web", "namespace": "other",
             "ownerReferences": owner("u-1")}});
         let other = json!({"kind": "Deployment", "metadata": {"name": "api", "namespace": "shop",
             "ownerReferences": [{"kind": "Something", "name": "x", "uid": "u-1", "controller": true}]}});
-        let kept = without_operator_children(vec![app, child, forged, elsewhere, other]);
+        let kept = without_operator_children(vec![
+            app, child, forged, adopted, ingress, worker, elsewhere, other,
+        ]);
         let names: Vec<(&str, &str)> = kept
             .iter()
             .map(|o| {
@@ -243,6 +277,8 @@ mod tests {
             vec![
                 ("StatelessApp", "web"),
                 ("Service", "sticky"),
+                ("Service", "sticky"),
+                ("Ingress", "web"),
                 ("Service", "web"),
                 ("Deployment", "api")
             ]
