@@ -7,7 +7,8 @@
 //! Every test binary shares the plane's API server, and cargo runs test
 //! binaries one after another; all cases that restart it live in this one
 //! test and run in order, and the plane is left healthy (every node Ready).
-//! The times measured (API server ready → change applied) are printed.
+//! The times measured (API server ready → change applied, SIGTERM → exit,
+//! also in the middle of an outage) are printed.
 
 mod support;
 
@@ -37,6 +38,8 @@ use support::{
 const WITHIN: Duration = Duration::from_secs(30);
 /// Longer than the watches' backoff cap (5 s) and kube-runtime's default (30 s).
 const LONG_OUTAGE_SECONDS: &str = "40";
+/// Long enough that the operator's SIGTERM (about 2 s in) lands well inside it.
+const OUTAGE_AT_STOP_SECONDS: &str = "15";
 const IMAGE: &str = "ghcr.io/stateless-dev/session-demo";
 const LEASE: &str = "stateless-operator-restart";
 const WEBHOOK_SECRET: &str = "restart-webhook-tls";
@@ -75,6 +78,35 @@ fn cluster(args: &[&str]) -> String {
     assert!(
         out.status.success(),
         "hack/cluster.sh {args:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `hack/cluster.sh ARGS` started in the background; [`finish`] waits for it.
+fn cluster_in_background(args: &[&str]) -> std::process::Child {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("hack/cluster.sh");
+    Command::new(&script)
+        .args(args)
+        .env("STATELESS_RUN_DIR", run_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()))
+}
+
+/// Wait for a [`cluster_in_background`] command; its stdout.
+async fn finish(child: std::process::Child) -> String {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("waiting for hack/cluster.sh")
+        .expect("hack/cluster.sh output");
+    assert!(
+        out.status.success(),
+        "hack/cluster.sh failed ({}):\n{}{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
@@ -499,6 +531,31 @@ async fn long_outage_case(f: &mut Fixture) {
     .await;
 }
 
+/// SIGTERM while the API server is away under the running leader (its
+/// watches failing and backing off, its webhook serving, its Lease held):
+/// it exits within the grace period all the same, without the Lease
+/// release it cannot send.
+async fn sigterm_during_outage_case(client: &Client, operator: OperatorBinary) {
+    let restart = cluster_in_background(&[
+        "restart",
+        "kube-apiserver",
+        "--down",
+        OUTAGE_AT_STOP_SECONDS,
+    ]);
+    wait_until(WITHIN, "the API server unreachable", || async {
+        client.apiserver_version().await.is_err()
+    })
+    .await;
+    // Into the outage: the watches have seen their connections fail.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let took = operator.stop().await;
+    report(&format!(
+        "SIGTERM to the leader 2 s into an outage: it exited in {:.2}s (3 s of it the webhook's drain delay)",
+        took.as_secs_f64()
+    ));
+    report(&finish(restart).await);
+}
+
 /// Before its first list of StatelessApps the operator is not ready, and
 /// SIGTERM ends it at once: with the API server unreachable at start.
 async fn unreachable_at_start_case(namespace: &str) {
@@ -636,11 +693,7 @@ async fn changes_reach_the_deployment_across_api_server_restarts() {
         operator,
         ..
     } = f;
-    let took = operator.stop().await;
-    report(&format!(
-        "leader after the outages: SIGTERM took {:.2}s",
-        took.as_secs_f64()
-    ));
+    sigterm_during_outage_case(&client, operator).await;
     nodes_ready(&client).await;
     unreachable_at_start_case(&ns.name).await;
     missing_crd_case(&client, &ns.name).await;
