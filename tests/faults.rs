@@ -1,6 +1,7 @@
 //! Fault tests on the real API server, with the operator binary as it runs:
 //! leader failover after `kill -9` and after a partition (the leader frozen
-//! with SIGSTOP), `kill -9` in the middle of a 100-app rollout, and children
+//! with SIGSTOP; every replica's webhook reviewing through the API server
+//! throughout, except the frozen one), `kill -9` in the middle of a 100-app rollout, and children
 //! deleted at random while the operator converges. Each is bounded in count
 //! and time and prints its figures. (An API server restart under a running
 //! operator is `tests/restart.rs`.)
@@ -9,8 +10,10 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -22,11 +25,17 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use stateless_operator::crd::StatelessApp;
-use support::operator::OperatorBinary;
-use support::{TestNamespace, client, condition, ensure_crd, kubeconfig_path, suffix, wait_until};
+use stateless_operator::webhook::ENFORCE_LABEL;
+use support::operator::{OperatorBinary, free_port};
+use support::{
+    TestNamespace, cleanup_in_drop, client, condition, ensure_crd, kubeconfig_path, suffix,
+    wait_until,
+};
 
 /// Lease duration of the failover test (`--leader-election-lease-seconds`).
 const LEASE_SECONDS: u64 = 6;
+/// Selects the namespace a failover candidate's webhook reviews.
+const HOOK_LABEL: &str = "stateless.dev/faults-hook";
 /// Apps of the rollout test.
 const APPS: usize = 100;
 /// Children deleted at random while the operator converges.
@@ -71,22 +80,163 @@ async fn writes(operator: &OperatorBinary) -> f64 {
     operator.metric_sum("stateless_api_writes_total", "").await
 }
 
-fn candidate(namespace: &str, lease: &str) -> OperatorBinary {
-    let args: Vec<String> = [
+/// A candidate's webhook as the API server calls it: a
+/// ValidatingWebhookConfiguration of its own (Services, `failurePolicy:
+/// Fail`, so a review left unanswered refuses the request) selecting a
+/// namespace of its own labelled `deny`, and a certificate Secret of its own.
+struct Hook {
+    addr: SocketAddr,
+    config: String,
+    secret: String,
+    reviewed: TestNamespace,
+}
+
+impl Hook {
+    async fn create(client: &Client) -> Self {
+        let tag = suffix();
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let reviewed = TestNamespace::with_labels(
+            client,
+            "faults-hooked",
+            [
+                (ENFORCE_LABEL.to_string(), "deny".to_string()),
+                (HOOK_LABEL.to_string(), tag.clone()),
+            ]
+            .into(),
+        )
+        .await;
+        let config = format!("stateless-faults-{tag}");
+        let configuration: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": config},
+            "webhooks": [{
+                "name": "validate.stateless.dev",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 5,
+                "clientConfig": {"url": format!("https://127.0.0.1:{}/validate", addr.port())},
+                "namespaceSelector": {"matchLabels": {HOOK_LABEL: tag}},
+                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"],
+                           "operations": ["CREATE"], "scope": "Namespaced"}]
+            }]
+        }))
+        .expect("configuration");
+        Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .create(&PostParams::default(), &configuration)
+            .await
+            .unwrap_or_else(|e| panic!("creating {config}: {e}"));
+        Self {
+            addr,
+            config,
+            secret: format!("faults-webhook-{tag}"),
+            reviewed,
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            format!("--webhook-addr={}", self.addr),
+            format!("--webhook-config-name={}", self.config),
+            format!("--webhook-secret={}", self.secret),
+            "--webhook-extra-san=127.0.0.1".to_string(),
+        ]
+    }
+
+    /// A dry-run create of `service` in the reviewed namespace, as the API
+    /// server admits it: Ok, or the error it answered.
+    async fn admit(&self, service: &Service) -> Result<(), String> {
+        let dry_run = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        self.reviewed
+            .api::<Service>()
+            .create(&dry_run, service)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// This candidate's webhook reviews: a plain Service is admitted (with
+    /// `failurePolicy: Fail`, only an answer admits it) and a sticky one is
+    /// refused naming its rule.
+    async fn reviews(&self) -> Result<(), String> {
+        let service = |affinity: &str| -> Service {
+            serde_json::from_value(json!({
+                "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "sessionAffinity": affinity,
+                         "ports": [{"port": 80, "targetPort": 8080}]}
+            }))
+            .expect("service")
+        };
+        self.admit(&service("None")).await?;
+        match self.admit(&service("ClientIP")).await {
+            Err(e) if e.contains("session-affinity") => Ok(()),
+            other => Err(format!("a sticky Service: {other:?}")),
+        }
+    }
+
+    /// Wait until the webhook reviews; panic with `operator`'s log after `WITHIN`.
+    async fn wait_reviewing(&self, operator: &OperatorBinary) {
+        let deadline = Instant::now() + WITHIN;
+        loop {
+            match self.reviews().await {
+                Ok(()) => return,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!(
+                    "the webhook of {} did not review within {WITHIN:?}: {e}\n{}",
+                    operator.identity(),
+                    operator.logs()
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        let name = self.config.clone();
+        cleanup_in_drop(move |client| async move {
+            let _ = Api::<ValidatingWebhookConfiguration>::all(client)
+                .delete(&name, &DeleteParams::default())
+                .await;
+        });
+    }
+}
+
+/// An operator replica of the failover test, with its webhook.
+struct Candidate {
+    operator: OperatorBinary,
+    hook: Hook,
+}
+
+async fn candidate(client: &Client, namespace: &str, lease: &str) -> Candidate {
+    let hook = Hook::create(client).await;
+    let mut args: Vec<String> = [
         format!("--namespace={namespace}"),
-        "--webhook-addr=off".to_string(),
+        format!("--operator-namespace={namespace}"),
         "--leader-elect".to_string(),
         format!("--leader-election-lease={lease}"),
         format!("--leader-election-lease-seconds={LEASE_SECONDS}"),
     ]
     .into();
-    OperatorBinary::spawn(&args, &kubeconfig_path(), namespace)
+    args.extend(hook.args());
+    Candidate {
+        operator: OperatorBinary::spawn(&args, &kubeconfig_path(), namespace),
+        hook,
+    }
 }
 
-/// One writer at a time: the follower writes nothing; `kill -9` of the
-/// leader hands over within about a lease duration; a leader frozen past
-/// its lease (SIGSTOP: its API access gone) is replaced, and once it runs
-/// again it steps down without a single write and keeps running.
+/// One writer at a time, and every replica reviewing: the follower writes
+/// nothing and its webhook answers; `kill -9` of the leader hands over
+/// within about a lease duration; a leader frozen past its lease (SIGSTOP:
+/// its API access gone, its webhook unanswered) is replaced, and once it
+/// runs again it steps down without a single write, stays ready and its
+/// webhook reviews again.
 #[tokio::test]
 async fn leader_failover_after_kill_and_partition() {
     let client = client().await;
@@ -95,14 +245,14 @@ async fn leader_failover_after_kill_and_partition() {
     let lease = format!("faults-{}", suffix());
     let leases: Api<Lease> = ns.api();
     let apps: Api<StatelessApp> = ns.api();
-    let a = candidate(&ns.name, &lease);
-    let b = candidate(&ns.name, &lease);
+    let a = candidate(&client, &ns.name, &lease).await;
+    let b = candidate(&client, &ns.name, &lease).await;
     wait_until(WITHIN, "one of the two holds the Lease", || async {
         holder(&leases, &lease).await.is_some()
     })
     .await;
     let first = holder(&leases, &lease).await.unwrap_or_default();
-    let (mut leader, mut follower) = if first == a.identity() {
+    let (mut leader, mut follower) = if first == a.operator.identity() {
         (a, b)
     } else {
         (b, a)
@@ -111,17 +261,26 @@ async fn leader_failover_after_kill_and_partition() {
         .await
         .expect("app one");
     wait_until(WITHIN, "app one Ready", || ready(&apps, "one")).await;
-    follower.wait_readyz(200, WITHIN).await;
-    assert!(writes(&leader).await > 0.0, "the leader reconciled");
-    assert_eq!(writes(&follower).await, 0.0, "the follower wrote nothing");
+    follower.operator.wait_readyz(200, WITHIN).await;
+    leader.hook.wait_reviewing(&leader.operator).await;
+    follower.hook.wait_reviewing(&follower.operator).await;
+    assert!(
+        writes(&leader.operator).await > 0.0,
+        "the leader reconciled"
+    );
+    assert_eq!(
+        writes(&follower.operator).await,
+        0.0,
+        "the follower wrote nothing"
+    );
 
     // kill -9: nothing is released; the follower waits out the lease.
     let killed = Instant::now();
-    leader.kill();
+    leader.operator.kill();
     apps.create(&PostParams::default(), &app("two"))
         .await
         .expect("app two");
-    let successor = follower.identity().to_string();
+    let successor = follower.operator.identity().to_string();
     wait_until(WITHIN, "the follower holds the Lease", || async {
         holder(&leases, &lease).await.as_deref() == Some(successor.as_str())
     })
@@ -145,11 +304,12 @@ async fn leader_failover_after_kill_and_partition() {
     // Partition: a fresh follower; the leader is frozen past its lease.
     std::mem::swap(&mut leader, &mut follower);
     drop(follower);
-    let mut follower = candidate(&ns.name, &lease);
-    follower.wait_readyz(200, WITHIN).await;
-    let before = writes(&leader).await;
+    let mut follower = candidate(&client, &ns.name, &lease).await;
+    follower.operator.wait_readyz(200, WITHIN).await;
+    follower.hook.wait_reviewing(&follower.operator).await;
+    let before = writes(&leader.operator).await;
     let frozen = Instant::now();
-    leader.signal("STOP");
+    leader.operator.signal("STOP");
     apps.patch(
         "one",
         &PatchParams::default(),
@@ -157,7 +317,7 @@ async fn leader_failover_after_kill_and_partition() {
     )
     .await
     .expect("image change while the leader is frozen");
-    let successor = follower.identity().to_string();
+    let successor = follower.operator.identity().to_string();
     wait_until(WITHIN, "the new follower holds the Lease", || async {
         holder(&leases, &lease).await.as_deref() == Some(successor.as_str())
     })
@@ -178,31 +338,42 @@ async fn leader_failover_after_kill_and_partition() {
             })
     })
     .await;
-    leader.signal("CONT");
+    // The reviews are real: a frozen webhook answers nothing, and the API
+    // server refuses what it alone would have reviewed.
+    let unanswered = leader.hook.reviews().await;
+    assert!(
+        unanswered
+            .as_ref()
+            .is_err_and(|e| e.contains("failed calling webhook")),
+        "the frozen leader's webhook answered: {unanswered:?}"
+    );
+    follower.hook.wait_reviewing(&follower.operator).await;
+    leader.operator.signal("CONT");
     wait_until(WITHIN, "the old leader stepped down", || async {
-        leader.logs().contains("stepped down")
+        leader.operator.logs().contains("stepped down")
     })
     .await;
     // Past a renewal period, and with the image change in its cache to act on.
     tokio::time::sleep(Duration::from_secs(LEASE_SECONDS)).await;
     assert_eq!(
-        writes(&leader).await,
+        writes(&leader.operator).await,
         before,
         "the old leader wrote after it woke up:\n{}",
-        leader.logs()
+        leader.operator.logs()
     );
-    assert!(leader.running(), "stepping down ends no process");
-    leader.wait_readyz(200, WITHIN).await;
+    assert!(leader.operator.running(), "stepping down ends no process");
+    leader.operator.wait_readyz(200, WITHIN).await;
+    leader.hook.wait_reviewing(&leader.operator).await;
     assert_eq!(
         holder(&leases, &lease).await.as_deref(),
         Some(successor.as_str())
     );
     report(&format!(
-        "leader frozen (SIGSTOP) with lease {LEASE_SECONDS}s: takeover {:.2}s; woken up, it stepped down with 0 writes and kept serving",
+        "leader frozen (SIGSTOP) with lease {LEASE_SECONDS}s: takeover {:.2}s; woken up, it stepped down with 0 writes, ready, its webhook reviewing",
         takeover.as_secs_f64()
     ));
-    leader.stop().await;
-    follower.stop().await;
+    leader.operator.stop().await;
+    follower.operator.stop().await;
     ns.delete_and_wait(CONVERGE_WITHIN).await;
 }
 
