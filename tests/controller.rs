@@ -1806,6 +1806,15 @@ async fn workers_become_scaled_deployments_conflicts_are_reported_and_removed_on
         thumbs_hpa["metrics"][0]["resource"]["target"]["averageUtilization"],
         50
     );
+    // Each worker has its own PDB over its own pods: a drain takes one
+    // worker pod at a time.
+    let pdbs = ns.api::<PodDisruptionBudget>();
+    let mailer_pdb = pdbs.get("shop-mailer").await.expect("PDB shop-mailer");
+    assert!(owned_by(&mailer_pdb, &live));
+    let mailer_pdb = serde_json::to_value(mailer_pdb.spec).expect("serializes");
+    assert_eq!(mailer_pdb["maxUnavailable"], 1);
+    assert_eq!(mailer_pdb["selector"], spec["selector"]);
+    assert!(pdbs.get_opt("shop-thumbs").await.expect("get").is_some());
     wait_until(
         WAIT,
         "the HPA scales shop-thumbs to its minimum, 2",
@@ -1847,11 +1856,7 @@ async fn workers_become_scaled_deployments_conflicts_are_reported_and_removed_on
             .any(|(k, v)| worker_labels.get(k) != Some(v)),
         "{selector:?} must not select worker pods {worker_labels:?}"
     );
-    let pdb = ns
-        .api::<PodDisruptionBudget>()
-        .get("shop")
-        .await
-        .expect("PDB");
+    let pdb = pdbs.get("shop").await.expect("PDB");
     let pdb_selector = pdb
         .spec
         .and_then(|s| s.selector)
@@ -1906,22 +1911,29 @@ async fn workers_become_scaled_deployments_conflicts_are_reported_and_removed_on
         Some(Some("indexer:1".into()))
     );
     assert!(hpas.get_opt("shop-indexer").await.expect("get").is_none());
+    assert!(pdbs.get_opt("shop-indexer").await.expect("get").is_none());
 
-    // A removed worker's Deployment and HPA go; the other stays, unchanged.
+    // A removed worker's Deployment, HPA and PDB go; the other stays, unchanged.
     let mut fewer = app.clone();
     fewer["spec"]["workers"] = json!([app["spec"]["workers"][0].clone()]);
     apply_objects(&client, &ns.name, std::slice::from_ref(&fewer)).await;
     wait_ready(&apps, "shop", WAIT).await;
-    wait_until(WAIT, "shop-thumbs's Deployment and HPA pruned", || async {
-        deployments
-            .get_opt("shop-thumbs")
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-            && hpas.get_opt("shop-thumbs").await.ok().flatten().is_none()
-    })
+    wait_until(
+        WAIT,
+        "shop-thumbs's Deployment, HPA and PDB pruned",
+        || async {
+            deployments
+                .get_opt("shop-thumbs")
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+                && hpas.get_opt("shop-thumbs").await.ok().flatten().is_none()
+                && pdbs.get_opt("shop-thumbs").await.ok().flatten().is_none()
+        },
+    )
     .await;
+    assert!(pdbs.get_opt("shop-mailer").await.expect("get").is_some());
     let kept = deployments
         .get("shop-mailer")
         .await

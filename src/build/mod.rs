@@ -87,7 +87,7 @@ pub struct Children {
     pub session_store: Option<ManagedRedis>,
     /// The CronJob `<name>-<schedule>` of each of `spec.schedules`, in order.
     pub schedules: Vec<CronJob>,
-    /// The Deployment and HPA `<name>-<worker>` of each of `spec.workers`, in order.
+    /// The Deployment, HPA and PDB `<name>-<worker>` of each of `spec.workers`, in order.
     pub workers: Vec<Worker>,
 }
 

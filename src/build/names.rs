@@ -90,6 +90,7 @@ pub fn children<'a>(
     for w in workers {
         out.push(("Deployment", worker(app_name, w)));
         out.push(("HorizontalPodAutoscaler", worker(app_name, w)));
+        out.push(("PodDisruptionBudget", worker(app_name, w)));
     }
     out.extend(
         schedules
@@ -144,6 +145,7 @@ mod tests {
             ("Secret", "web-jwt-next"),
             ("Deployment", "web-jobs"),
             ("HorizontalPodAutoscaler", "web-jobs"),
+            ("PodDisruptionBudget", "web-jobs"),
             ("CronJob", "web-nightly"),
         ] {
             assert!(
@@ -151,7 +153,7 @@ mod tests {
                 "{kind} {name} missing from {all:?}"
             );
         }
-        assert_eq!(all.len(), 16, "{all:?}");
+        assert_eq!(all.len(), 17, "{all:?}");
         assert!(!all.iter().any(|(kind, _)| *kind == "Ingress"));
     }
 }

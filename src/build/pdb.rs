@@ -1,12 +1,24 @@
-//! The app PodDisruptionBudget `<name>` (policy/v1).
+//! The PodDisruptionBudgets (policy/v1): the app's `<name>`, and one per worker.
 
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use std::collections::BTreeMap;
+
 use super::{Context, labels, names};
 
-/// Build the PDB.
+/// The app's PDB, over the web tier's pods.
+pub(crate) fn build(ctx: &Context<'_>) -> PodDisruptionBudget {
+    budget(
+        ctx,
+        names::app(ctx.name),
+        labels::app(ctx.name),
+        labels::app_selector(ctx.name),
+    )
+}
+
+/// A PDB `name` over the pods `selector` matches (the app's or a worker's).
 ///
 /// `maxUnavailable: 1` rather than `minAvailable: 1`:
 /// - with `replicas.min >= 2` (the default) at least one pod always keeps
@@ -20,14 +32,19 @@ use super::{Context, labels, names};
 ///
 /// `unhealthyPodEvictionPolicy: AlwaysAllow` lets drains evict pods that are
 /// not ready anyway (crash-looping), which would otherwise block them.
-pub(crate) fn build(ctx: &Context<'_>) -> PodDisruptionBudget {
+pub(super) fn budget(
+    ctx: &Context<'_>,
+    name: String,
+    labels: BTreeMap<String, String>,
+    selector: BTreeMap<String, String>,
+) -> PodDisruptionBudget {
     PodDisruptionBudget {
-        metadata: ctx.meta(names::app(ctx.name), labels::app(ctx.name)),
+        metadata: ctx.meta(name, labels),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
             min_available: None,
             selector: Some(LabelSelector {
-                match_labels: Some(labels::app_selector(ctx.name)),
+                match_labels: Some(selector),
                 match_expressions: None,
             }),
             unhealthy_pod_eviction_policy: Some("AlwaysAllow".into()),

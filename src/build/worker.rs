@@ -1,4 +1,5 @@
-//! The Deployment and HorizontalPodAutoscaler `<app>-<worker>` of each of
+//! The Deployment, HorizontalPodAutoscaler and PodDisruptionBudget
+//! `<app>-<worker>` of each of
 //! `spec.workers`: the app's image (unless the worker names its own), env,
 //! config, session store, signing keys and object storage, the same
 //! restricted pod security and rollout, but none of the web tier's ports,
@@ -7,13 +8,14 @@
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::deployment::{
     Workload, non_empty, pod_security_context, rolling_update, shared, spread_over_nodes,
     workload_container,
 };
-use super::{BuildError, BuildInputs, Context, hpa, labels, names};
+use super::{BuildError, BuildInputs, Context, hpa, labels, names, pdb};
 use crate::crd::WorkerSpec;
 
 /// A worker's objects.
@@ -23,6 +25,9 @@ pub struct Worker {
     pub deployment: Deployment,
     /// HorizontalPodAutoscaler `<app>-<worker>` on that Deployment.
     pub hpa: HorizontalPodAutoscaler,
+    /// PodDisruptionBudget `<app>-<worker>`: a drain takes one worker pod
+    /// at a time, as for the web tier.
+    pub pdb: PodDisruptionBudget,
 }
 
 /// The objects of `worker`, one of the app's workers.
@@ -65,7 +70,7 @@ pub(super) fn build(
                 spec: Some(PodSpec {
                     containers: vec![container],
                     security_context: Some(pod_security_context(ctx)),
-                    topology_spread_constraints: Some(vec![spread_over_nodes(selector)]),
+                    topology_spread_constraints: Some(vec![spread_over_nodes(selector.clone())]),
                     volumes: non_empty(shared.volumes),
                     ..PodSpec::default()
                 }),
@@ -74,8 +79,13 @@ pub(super) fn build(
         }),
         status: None,
     };
+    let pdb = pdb::budget(ctx, name.clone(), pod_labels.clone(), selector);
     let hpa = hpa::scaling(ctx, name, pod_labels, &worker.replicas, &worker.autoscaling);
-    Ok(Worker { deployment, hpa })
+    Ok(Worker {
+        deployment,
+        hpa,
+        pdb,
+    })
 }
 
 #[cfg(test)]
@@ -88,7 +98,7 @@ mod tests {
     fn worker(
         spec: serde_json::Value,
         worker: serde_json::Value,
-    ) -> (serde_json::Value, serde_json::Value) {
+    ) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
         let mut spec = spec;
         spec["workers"] = json!([worker]);
         let children = crate::build::children(&app(spec), &BuildInputs::default()).expect("builds");
@@ -96,12 +106,13 @@ mod tests {
         (
             to_json(&children.workers[0].deployment),
             to_json(&children.workers[0].hpa),
+            to_json(&children.workers[0].pdb),
         )
     }
 
     #[test]
-    fn a_worker_is_a_deployment_and_hpa_of_the_apps_image_without_its_selector() {
-        let (deployment, hpa) = worker(
+    fn a_worker_is_a_deployment_hpa_and_pdb_of_the_apps_image_without_its_selector() {
+        let (deployment, hpa, pdb) = worker(
             json!({"image": "shop:1", "ports": [{"name": "http", "containerPort": 8080}],
                    "sessionStore": {"type": "none"}}),
             json!({"name": "mailer", "command": ["shop", "consume", "mail"],
@@ -119,17 +130,19 @@ mod tests {
             "app.kubernetes.io/part-of": "shop",
             "app.kubernetes.io/managed-by": "stateless-operator",
         });
+        // The three objects share their name, labels and owner.
+        let metadata = json!({
+            "name": "shop-mailer",
+            "namespace": "prod",
+            "labels": labels,
+            "ownerReferences": owner(),
+        });
         assert_eq!(
             deployment,
             json!({
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
-                "metadata": {
-                    "name": "shop-mailer",
-                    "namespace": "prod",
-                    "labels": labels,
-                    "ownerReferences": owner(),
-                },
+                "metadata": metadata,
                 "spec": {
                     "selector": {"matchLabels": selector},
                     "strategy": {"type": "RollingUpdate",
@@ -170,12 +183,7 @@ mod tests {
             json!({
                 "apiVersion": "autoscaling/v2",
                 "kind": "HorizontalPodAutoscaler",
-                "metadata": {
-                    "name": "shop-mailer",
-                    "namespace": "prod",
-                    "labels": labels,
-                    "ownerReferences": owner(),
-                },
+                "metadata": metadata,
                 "spec": {
                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop-mailer"},
                     "minReplicas": 1,
@@ -187,11 +195,24 @@ mod tests {
                 },
             })
         );
+        assert_eq!(
+            pdb,
+            json!({
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": metadata,
+                "spec": {
+                    "maxUnavailable": 1,
+                    "selector": {"matchLabels": selector},
+                    "unhealthyPodEvictionPolicy": "AlwaysAllow",
+                },
+            })
+        );
     }
 
     #[test]
     fn a_worker_shares_the_apps_env_session_store_and_keys() {
-        let (deployment, hpa) = worker(
+        let (deployment, hpa, _) = worker(
             json!({"image": "shop:1", "ports": [{"name": "http", "containerPort": 8080}],
                    "args": ["serve"], "env": [{"name": "MODE", "value": "prod"}],
                    "identity": {"jwt": {}},
@@ -230,7 +251,7 @@ mod tests {
 
     #[test]
     fn an_image_of_its_own_drops_the_apps_command_and_args() {
-        let (deployment, _) = worker(
+        let (deployment, _, _) = worker(
             json!({"image": "shop:1", "ports": [{"name": "http", "containerPort": 8080}],
                    "command": ["shop"], "args": ["serve"]}),
             json!({"name": "ocr", "image": "ocr-worker:2"}),

@@ -92,6 +92,7 @@ impl Caches {
             ),
             pdbs: Arc::new(
                 Cache::new(cache::without_status::<PodDisruptionBudget>)
+                    .indexed(worker_index)
                     .trimmed(|pdb| pdb.status = None),
             ),
             network_policies: Arc::new(Cache::new(cache::without_status::<NetworkPolicy>)),
@@ -182,6 +183,11 @@ impl Caches {
     /// Worker HPAs in `namespace` whose controller is the app `name`.
     pub fn worker_hpas_of(&self, namespace: &str, name: &str) -> Vec<Arc<HorizontalPodAutoscaler>> {
         self.hpas.by_index(&owner_key(namespace, name))
+    }
+
+    /// Worker PDBs in `namespace` whose controller is the app `name`.
+    pub fn worker_pdbs_of(&self, namespace: &str, name: &str) -> Vec<Arc<PodDisruptionBudget>> {
+        self.pdbs.by_index(&owner_key(namespace, name))
     }
 
     /// Ingresses in `namespace` with a backend on Service `service`.

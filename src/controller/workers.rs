@@ -1,9 +1,10 @@
-//! The apply and prune of the app's workers (spec.workers): a Deployment and
-//! its HorizontalPodAutoscaler each, after the web tier, so a worker the API
+//! The apply and prune of the app's workers (spec.workers): a Deployment,
+//! its HorizontalPodAutoscaler and its PodDisruptionBudget each, after the web tier, so a worker the API
 //! server refuses does not keep the app from serving.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 
 use super::Error;
@@ -13,7 +14,7 @@ use crate::build::Worker;
 use crate::crd::WorkerStatus;
 
 /// Apply `desired` (the built workers, in spec order) unless the rollout is
-/// `blocked`, then delete the app's worker Deployments and HPAs no worker
+/// `blocked`, then delete the app's worker Deployments, HPAs and PDBs no worker
 /// asks for any more. Returns each worker's status.
 pub(super) async fn ensure(
     target: &Target<'_>,
@@ -37,6 +38,7 @@ pub(super) async fn ensure(
             let deployment =
                 apply_child(target, &caches.deployments, changes, built.deployment).await?;
             apply_child(target, &caches.hpas, changes, built.hpa).await?;
+            apply_child(target, &caches.pdbs, changes, built.pdb).await?;
             Some(deployment)
         };
         statuses.push(worker_status(&worker.name, name, live.as_ref()));
@@ -48,6 +50,12 @@ pub(super) async fn ensure(
         let name = stale.name_any();
         if !wanted.contains(&name) {
             prune::<HorizontalPodAutoscaler, _>(target.named(name), &caches.hpas, changes).await?;
+        }
+    }
+    for stale in caches.worker_pdbs_of(target.namespace, &app_name) {
+        let name = stale.name_any();
+        if !wanted.contains(&name) {
+            prune::<PodDisruptionBudget, _>(target.named(name), &caches.pdbs, changes).await?;
         }
     }
     for stale in caches.worker_deployments_of(target.namespace, &app_name) {

@@ -2,7 +2,7 @@
 //! of their own that scale on their own HorizontalPodAutoscaler. A queue
 //! consumer inside a web replica competes with requests for CPU, dies with
 //! every rolling deploy, and scales with traffic instead of with its queue.
-//! The Deployments and HPAs are built by [`crate::build::worker`].
+//! The Deployments, HPAs and PDBs are built by [`crate::build::worker`].
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::KubeSchema;
@@ -27,7 +27,7 @@ pub fn name_length_rule() -> Rule {
         "!has(self.spec.workers) || self.spec.workers.all(w, self.metadata.name.size() + w.name.size() <= {limit})"
     ))
     .message(format!(
-        "metadata.name and a workers[].name together must be at most {limit} characters: the worker's Deployment and HorizontalPodAutoscaler are named <app>-<worker>, a DNS label of at most 63; shorten the worker's name"
+        "metadata.name and a workers[].name together must be at most {limit} characters: the worker's Deployment, HorizontalPodAutoscaler and PodDisruptionBudget are named <app>-<worker>, a DNS label of at most 63; shorten the worker's name"
     ).as_str())
 }
 
@@ -49,7 +49,7 @@ fn reserved_names_rule() -> Rule {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerSpec {
-    /// Name of the worker, a DNS label; its Deployment and HorizontalPodAutoscaler are `<app>-<name>`.
+    /// Name of the worker, a DNS label; its Deployment, HorizontalPodAutoscaler and PodDisruptionBudget are `<app>-<name>`.
     #[schemars(
         length(min = 1, max = 30),
         regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
