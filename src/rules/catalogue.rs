@@ -408,7 +408,8 @@ pub static CATALOGUE: [RuleInfo; 10] = [
         detects: "A container of an application pod whose command or args run `cron`, `crond`, \
                   `supercronic`, `go-crond`, `php artisan schedule:work|schedule:run`, \
                   `celery beat` (or `celery worker -B`) or `rqscheduler`, or `supervisord` with a \
-                  mounted ConfigMap that defines a cron program.",
+                  mounted ConfigMap that defines a cron program; on a StatelessApp, also the \
+                  `command` and `args` of each of its `spec.workers`.",
     },
     RuleInfo {
         id: RuleId::UnknownWaiver,

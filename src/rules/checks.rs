@@ -833,20 +833,9 @@ fn in_process_scheduler(
         return;
     }
     let cms = mounted_config_maps(index, w, vols, mts);
-    for (ci, c) in containers(w).iter().enumerate() {
-        let mut argv: Vec<&str> = Vec::new();
-        let mut first_path = None;
-        for key in ["command", "args"] {
-            let items = arr_at(c, &[key]);
-            if !items.is_empty() && first_path.is_none() {
-                first_path = Some(key);
-            }
-            argv.extend(items.iter().filter_map(Value::as_str));
-        }
-        let Some(field) = first_path else { continue };
-        let cname = str_at(c, &["name"]).unwrap_or("?");
-        let hit = patterns::in_process_scheduler(&argv).or_else(|| {
-            if !patterns::runs_supervisord(&argv) {
+    let scheduler = |argv: &[&str]| {
+        patterns::in_process_scheduler(argv).or_else(|| {
+            if !patterns::runs_supervisord(argv) {
                 return None;
             }
             cms.iter().find_map(|(_, cm, data)| {
@@ -855,8 +844,14 @@ fn in_process_scheduler(
                     .find_map(patterns::supervisord_cron)
                     .map(|p| format!("{p} (ConfigMap `{cm}`)"))
             })
-        });
-        if let Some(hit) = hit {
+        })
+    };
+    for (ci, c) in containers(w).iter().enumerate() {
+        let Some((field, argv)) = command_line(c) else {
+            continue;
+        };
+        let cname = str_at(c, &["name"]).unwrap_or("?");
+        if let Some(hit) = scheduler(&argv) {
             out.push(
                 w.obj,
                 RuleId::InProcessScheduler,
@@ -869,6 +864,45 @@ fn in_process_scheduler(
             );
         }
     }
+    if w.kind != Kind::StatelessApp {
+        return;
+    }
+    // The app's workers run a command line of their own (with the app's
+    // mounts); one without runs the app's, judged above.
+    let spec = &index.objects[w.obj].value["spec"];
+    for (i, worker) in arr_at(spec, &["workers"]).iter().enumerate() {
+        let Some((field, argv)) = command_line(worker) else {
+            continue;
+        };
+        if let Some(hit) = scheduler(&argv) {
+            out.push(
+                w.obj,
+                RuleId::InProcessScheduler,
+                format!("spec.workers[{i}].{field}"),
+                format!(
+                    "Worker `{}` of {} runs a scheduler: {hit}; each of its replicas (its HPA \
+                     scales it out) runs each job. List the jobs in `spec.schedules` instead.",
+                    str_at(worker, &["name"]).unwrap_or("?"),
+                    label(w)
+                ),
+            );
+        }
+    }
+}
+
+/// `command` then `args` of a container (or a StatelessApp worker), and the
+/// first of the two that is set; `None` when neither is.
+fn command_line(c: &Value) -> Option<(&'static str, Vec<&str>)> {
+    let mut argv: Vec<&str> = Vec::new();
+    let mut first = None;
+    for key in ["command", "args"] {
+        let items = arr_at(c, &[key]);
+        if !items.is_empty() && first.is_none() {
+            first = Some(key);
+        }
+        argv.extend(items.iter().filter_map(Value::as_str));
+    }
+    first.map(|field| (field, argv))
 }
 
 /// `unknown-waiver`: a waiver name that is no rule waives nothing, silently.

@@ -76,8 +76,9 @@ can waive the rule on its Routes.
 
 `StatelessApp` is read through a small adapter: `spec.image`, `spec.command`, `spec.args`, \
 `spec.ports[]`, `spec.env[]`, `spec.envFrom[]`, `spec.volumes[]`, `spec.volumeMounts[]`, \
-`spec.replicas.max` (autoscaled when `max >= 2`; the CRD default is 10) and \
-`spec.service.sessionAffinity`. Its pods carry the labels the operator's builder sets \
+`spec.replicas.max` (autoscaled when `max >= 2`; the CRD default is 10), \
+`spec.service.sessionAffinity`, and the `command` and `args` of each of `spec.workers[]` (for \
+`in-process-scheduler`). Its pods carry the labels the operator's builder sets \
 (`app.kubernetes.io/name` and `instance` and `part-of` = the app name, `component: app`, \
 `managed-by: stateless-operator`), plus the pod labels of any workload it owns in the input.
 

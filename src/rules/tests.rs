@@ -1890,6 +1890,40 @@ fn stateless_app_adapter_paths() {
     );
 }
 
+/// A worker runs its own command line; a scheduler there runs each job
+/// once per worker replica. A worker without one runs the app's, which is
+/// judged (once) at the app's own `spec.command`.
+#[test]
+fn stateless_app_worker_commands_are_judged() {
+    let f = run(vec![stateless_app(json!({
+        "image": "example/shop:1",
+        "command": ["sh", "-c", "cron; exec php-fpm"],
+        "workers": [
+            {"name": "queue", "command": ["php", "artisan", "queue:work"]},
+            {"name": "beat", "command": ["celery", "-A", "shop"], "args": ["beat"]},
+            {"name": "inherits"},
+            {"name": "sched", "image": "example/sched:1", "args": ["php", "artisan", "schedule:work"]},
+        ]
+    }))]);
+    assert_eq!(
+        paths(&f, RuleId::InProcessScheduler),
+        [
+            "spec.command",
+            "spec.workers[1].command",
+            "spec.workers[3].args"
+        ]
+    );
+    let beat = f
+        .iter()
+        .find(|f| f.path == "spec.workers[1].command")
+        .map(|f| f.message.clone())
+        .unwrap_or_default();
+    assert!(
+        beat.contains("Worker `beat` of StatelessApp `shop`") && beat.contains("spec.schedules"),
+        "{beat}"
+    );
+}
+
 #[test]
 fn stateless_app_volume_waiver_waives_only_pvc_app_tier() {
     let spec = json!({
