@@ -13,7 +13,6 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -28,7 +27,7 @@ use stateless_operator::crd::StatelessApp;
 use stateless_operator::webhook::ENFORCE_LABEL;
 use support::operator::{OperatorBinary, free_port};
 use support::{
-    TestNamespace, cleanup_in_drop, client, condition, ensure_crd, kubeconfig_path, suffix,
+    TestNamespace, WebhookConfiguration, client, condition, ensure_crd, kubeconfig_path, suffix,
     wait_until,
 };
 
@@ -86,7 +85,7 @@ async fn writes(operator: &OperatorBinary) -> f64 {
 /// namespace of its own labelled `deny`, and a certificate Secret of its own.
 struct Hook {
     addr: SocketAddr,
-    config: String,
+    config: WebhookConfiguration,
     secret: String,
     reviewed: TestNamespace,
 }
@@ -105,28 +104,26 @@ impl Hook {
             .into(),
         )
         .await;
-        let config = format!("stateless-faults-{tag}");
-        let configuration: ValidatingWebhookConfiguration = serde_json::from_value(json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": config},
-            "webhooks": [{
-                "name": "validate.stateless.dev",
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": "Fail",
-                "timeoutSeconds": 5,
-                "clientConfig": {"url": format!("https://127.0.0.1:{}/validate", addr.port())},
-                "namespaceSelector": {"matchLabels": {HOOK_LABEL: tag}},
-                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"],
-                           "operations": ["CREATE"], "scope": "Namespaced"}]
-            }]
-        }))
-        .expect("configuration");
-        Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .create(&PostParams::default(), &configuration)
-            .await
-            .unwrap_or_else(|e| panic!("creating {config}: {e}"));
+        let config = WebhookConfiguration::create(
+            client,
+            json!({
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": format!("stateless-faults-{tag}")},
+                "webhooks": [{
+                    "name": "validate.stateless.dev",
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Fail",
+                    "timeoutSeconds": 5,
+                    "clientConfig": {"url": format!("https://127.0.0.1:{}/validate", addr.port())},
+                    "namespaceSelector": {"matchLabels": {HOOK_LABEL: tag}},
+                    "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"],
+                               "operations": ["CREATE"], "scope": "Namespaced"}]
+                }]
+            }),
+        )
+        .await;
         Self {
             addr,
             config,
@@ -138,7 +135,7 @@ impl Hook {
     fn args(&self) -> Vec<String> {
         vec![
             format!("--webhook-addr={}", self.addr),
-            format!("--webhook-config-name={}", self.config),
+            format!("--webhook-config-name={}", self.config.name),
             format!("--webhook-secret={}", self.secret),
             "--webhook-extra-san=127.0.0.1".to_string(),
         ]
@@ -194,17 +191,6 @@ impl Hook {
                 ),
             }
         }
-    }
-}
-
-impl Drop for Hook {
-    fn drop(&mut self) {
-        let name = self.config.clone();
-        cleanup_in_drop(move |client| async move {
-            let _ = Api::<ValidatingWebhookConfiguration>::all(client)
-                .delete(&name, &DeleteParams::default())
-                .await;
-        });
     }
 }
 

@@ -30,8 +30,8 @@ use stateless_operator::crd::{CRD_NAME, StatelessApp};
 
 use support::operator::{OperatorBinary, free_port};
 use support::{
-    TestNamespace, apply_objects, cleanup_in_drop, client, ensure_crd, kubeconfig_path, load_yaml,
-    suffix, wait_ready, wait_until,
+    TestNamespace, WebhookConfiguration, apply_objects, cleanup_in_drop, client, ensure_crd,
+    kubeconfig_path, load_yaml, suffix, wait_ready, wait_until,
 };
 
 /// The functional bound: far below the resync, far above what a watch needs.
@@ -66,15 +66,20 @@ fn run_dir() -> PathBuf {
     dir
 }
 
-/// `hack/cluster.sh ARGS` on the tests' plane; its stdout.
-fn cluster(args: &[&str]) -> String {
+/// `hack/cluster.sh ARGS` on the tests' plane, not started yet.
+fn cluster_command(args: &[&str]) -> Command {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("hack/cluster.sh");
-    let out = Command::new(&script)
+    let mut command = Command::new(script);
+    command
         .args(args)
         .env("STATELESS_RUN_DIR", run_dir())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        .stdin(Stdio::null());
+    command
+}
+
+/// The stdout of a finished `hack/cluster.sh`; panics when it failed.
+fn cluster_stdout(args: &[&str], out: std::io::Result<std::process::Output>) -> String {
+    let out = out.unwrap_or_else(|e| panic!("running hack/cluster.sh {args:?}: {e}"));
     assert!(
         out.status.success(),
         "hack/cluster.sh {args:?} failed ({}):\n{}{}",
@@ -85,45 +90,44 @@ fn cluster(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// `hack/cluster.sh ARGS` started in the background; [`finish`] waits for it.
-fn cluster_in_background(args: &[&str]) -> std::process::Child {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("hack/cluster.sh");
-    Command::new(&script)
-        .args(args)
-        .env("STATELESS_RUN_DIR", run_dir())
-        .stdin(Stdio::null())
+/// `hack/cluster.sh ARGS` on the tests' plane; its stdout.
+fn cluster(args: &[&str]) -> String {
+    cluster_stdout(args, cluster_command(args).output())
+}
+
+/// `hack/cluster.sh ARGS` running in the background; [`Background::finish`] waits for it.
+struct Background<'a> {
+    args: &'a [&'a str],
+    child: std::process::Child,
+}
+
+fn cluster_in_background<'a>(args: &'a [&'a str]) -> Background<'a> {
+    let child = cluster_command(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()))
+        .unwrap_or_else(|e| panic!("running hack/cluster.sh {args:?}: {e}"));
+    Background { args, child }
 }
 
-/// Wait for a [`cluster_in_background`] command; its stdout.
-async fn finish(child: std::process::Child) -> String {
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .expect("waiting for hack/cluster.sh")
-        .expect("hack/cluster.sh output");
-    assert!(
-        out.status.success(),
-        "hack/cluster.sh failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+impl Background<'_> {
+    /// Wait for it to end; its stdout.
+    async fn finish(self) -> String {
+        let child = self.child;
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("waiting for hack/cluster.sh");
+        cluster_stdout(self.args, out)
+    }
 }
 
 /// A ValidatingWebhookConfiguration whose caBundle the operator keeps; it
 /// selects no namespace, so no request ever reaches it. Deleted on drop.
-struct WebhookConfig {
-    name: String,
-}
-
-impl WebhookConfig {
-    async fn create(client: &Client, url: &str) -> Self {
-        let name = format!("stateless-restart-{}", suffix());
-        let config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+async fn webhook_configuration(client: &Client, url: &str) -> WebhookConfiguration {
+    let name = format!("stateless-restart-{}", suffix());
+    WebhookConfiguration::create(
+        client,
+        json!({
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingWebhookConfiguration",
             "metadata": {"name": name},
@@ -137,25 +141,9 @@ impl WebhookConfig {
                 "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments"],
                            "operations": ["CREATE"], "scope": "Namespaced"}]
             }]
-        }))
-        .expect("configuration");
-        Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .create(&PostParams::default(), &config)
-            .await
-            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
-        Self { name }
-    }
-}
-
-impl Drop for WebhookConfig {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        cleanup_in_drop(move |client| async move {
-            let _ = Api::<ValidatingWebhookConfiguration>::all(client)
-                .delete(&name, &DeleteParams::default())
-                .await;
-        });
-    }
+        }),
+    )
+    .await
 }
 
 /// Puts the StatelessApp CRD back (as the tests install it) when dropped,
@@ -175,7 +163,7 @@ struct Fixture {
     apps: Api<StatelessApp>,
     deployments: Api<Deployment>,
     operator: OperatorBinary,
-    webhook: WebhookConfig,
+    webhook: WebhookConfiguration,
 }
 
 impl Fixture {
@@ -371,7 +359,7 @@ async fn setup() -> Fixture {
     ensure_crd(&client).await;
     let ns = TestNamespace::new(&client, "restart").await;
     let webhook_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let webhook = WebhookConfig::create(
+    let webhook = webhook_configuration(
         &client,
         &format!("https://127.0.0.1:{}/validate", webhook_addr.port()),
     )
@@ -553,7 +541,7 @@ async fn sigterm_during_outage_case(client: &Client, operator: OperatorBinary) {
         "SIGTERM to the leader 2 s into an outage: it exited in {:.2}s (3 s of it the webhook's drain delay)",
         took.as_secs_f64()
     ));
-    report(&finish(restart).await);
+    report(&restart.finish().await);
 }
 
 /// Before its first list of StatelessApps the operator is not ready, and

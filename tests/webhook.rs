@@ -20,7 +20,7 @@ use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use stateless_operator::rules::Severity;
@@ -29,7 +29,7 @@ use stateless_operator::webhook::tls::CertStore;
 use stateless_operator::webhook::{
     CertSource, ENFORCE_LABEL, Policy, WebhookMetrics, WebhookSettings,
 };
-use support::{TestNamespace, client, kubeconfig_path, suffix, wait_until};
+use support::{TestNamespace, WebhookConfiguration, client, kubeconfig_path, suffix, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
 const TEST_LABEL: &str = "stateless.dev/webhook-test";
@@ -124,94 +124,57 @@ fn builtin_settings(operator_ns: &str, config_name: &str) -> BuiltinSettings {
     }
 }
 
-/// A ValidatingWebhookConfiguration of this test; deleted on drop.
-struct Config {
-    name: String,
-}
-
-impl Config {
-    /// `hooks` webhooks (same URL), none with a caBundle unless `ca` is given.
-    async fn create(
-        client: &Client,
-        url: &str,
-        ca: Option<&[u8]>,
-        test_id: &str,
-        hooks: usize,
-    ) -> Self {
-        let name = format!("stateless-webhook-test-{test_id}");
-        let ca =
-            ca.map(|c| serde_json::to_value(k8s_openapi::ByteString(c.to_vec())).expect("b64"));
-        let rules = json!([
-            {"apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments", "statefulsets"],
-             "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"},
-            {"apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"],
-             "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"},
-            {"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "resources": ["ingresses"],
-             "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}
-        ]);
-        let webhooks: Vec<Value> = (0..hooks)
-            .map(|i| {
-                let mut client_config = json!({"url": url});
-                if let Some(ca) = &ca {
-                    client_config["caBundle"] = ca.clone();
-                }
-                json!({
-                    "name": format!("validate-{i}.stateless.dev"),
-                    "admissionReviewVersions": ["v1"],
-                    "sideEffects": "None",
-                    "failurePolicy": "Ignore",
-                    "timeoutSeconds": 5,
-                    "matchPolicy": "Equivalent",
-                    "clientConfig": client_config,
-                    "namespaceSelector": {"matchExpressions": [
-                        {"key": ENFORCE_LABEL, "operator": "In", "values": ["deny", "warn"]},
-                        {"key": TEST_LABEL, "operator": "In", "values": [test_id]}
-                    ]},
-                    "rules": rules
-                })
+/// The ValidatingWebhookConfiguration of a test: `hooks` webhooks (same URL),
+/// none with a caBundle unless `ca` is given; deleted on drop.
+async fn test_configuration(
+    client: &Client,
+    url: &str,
+    ca: Option<&[u8]>,
+    test_id: &str,
+    hooks: usize,
+) -> WebhookConfiguration {
+    let name = format!("stateless-webhook-test-{test_id}");
+    let ca = ca.map(|c| serde_json::to_value(k8s_openapi::ByteString(c.to_vec())).expect("b64"));
+    let rules = json!([
+        {"apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments", "statefulsets"],
+         "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"},
+        {"apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"],
+         "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"},
+        {"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "resources": ["ingresses"],
+         "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}
+    ]);
+    let webhooks: Vec<Value> = (0..hooks)
+        .map(|i| {
+            let mut client_config = json!({"url": url});
+            if let Some(ca) = &ca {
+                client_config["caBundle"] = ca.clone();
+            }
+            json!({
+                "name": format!("validate-{i}.stateless.dev"),
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Ignore",
+                "timeoutSeconds": 5,
+                "matchPolicy": "Equivalent",
+                "clientConfig": client_config,
+                "namespaceSelector": {"matchExpressions": [
+                    {"key": ENFORCE_LABEL, "operator": "In", "values": ["deny", "warn"]},
+                    {"key": TEST_LABEL, "operator": "In", "values": [test_id]}
+                ]},
+                "rules": rules
             })
-            .collect();
-        let config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        })
+        .collect();
+    WebhookConfiguration::create(
+        client,
+        json!({
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingWebhookConfiguration",
             "metadata": {"name": name},
             "webhooks": webhooks
-        }))
-        .expect("configuration");
-        Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .create(&PostParams::default(), &config)
-            .await
-            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
-        Self { name }
-    }
-
-    async fn get(&self, client: &Client) -> ValidatingWebhookConfiguration {
-        Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .get(&self.name)
-            .await
-            .unwrap_or_else(|e| panic!("reading {}: {e}", self.name))
-    }
-
-    async fn ca_bundles(&self, client: &Client) -> Vec<Option<Vec<u8>>> {
-        self.get(client)
-            .await
-            .webhooks
-            .unwrap_or_default()
-            .into_iter()
-            .map(|w| w.client_config.ca_bundle.map(|b| b.0))
-            .collect()
-    }
-}
-
-impl Drop for Config {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        support::cleanup_in_drop(move |client| async move {
-            let _ = Api::<ValidatingWebhookConfiguration>::all(client)
-                .delete(&name, &DeleteParams::default())
-                .await;
-        });
-    }
+        }),
+    )
+    .await
 }
 
 /// Namespaces of one test: `deny`, `warn`, unlabelled (test label only), operator.
@@ -328,7 +291,7 @@ async fn wait_enforced(client: &Client, ns: &str) {
 }
 
 /// Wait until every webhook of `config` carries `ca`.
-async fn wait_ca_bundle(client: &Client, config: &Config, ca: &[u8]) {
+async fn wait_ca_bundle(client: &Client, config: &WebhookConfiguration, ca: &[u8]) {
     wait_until(WAIT, &format!("caBundle of {}", config.name), || async {
         let bundles = config.ca_bundles(client).await;
         !bundles.is_empty() && bundles.iter().all(|b| b.as_deref() == Some(ca))
@@ -395,7 +358,7 @@ async fn deny_warn_and_unlabelled_namespaces_through_the_api_server() {
     let hook = Hook::builtin(&client, &ns.operator.name, &config_name).await;
     // Builtin mode: the configuration (created after the operator started,
     // as Helm does) gets its caBundle from the operator.
-    let config = Config::create(&client, &hook.url(), None, &ns.id, 1).await;
+    let config = test_configuration(&client, &hook.url(), None, &ns.id, 1).await;
     let ca = data(&secret(&client, &ns.operator.name).await, "ca.crt");
     wait_ca_bundle(&client, &config, &ca).await;
     wait_enforced(&client, &ns.deny.name).await;
@@ -620,7 +583,7 @@ async fn kubectl_shows_the_denial_and_the_warning() {
     let ns = Namespaces::new(&client, "wh-kubectl").await;
     let config_name = format!("stateless-webhook-test-{}", ns.id);
     let hook = Hook::builtin(&client, &ns.operator.name, &config_name).await;
-    let config = Config::create(&client, &hook.url(), None, &ns.id, 1).await;
+    let config = test_configuration(&client, &hook.url(), None, &ns.id, 1).await;
     assert_eq!(config.name, config_name);
     let ca = data(&secret(&client, &ns.operator.name).await, "ca.crt");
     wait_ca_bundle(&client, &config, &ca).await;
@@ -696,7 +659,7 @@ async fn with_the_webhook_down_and_ignore_applies_succeed() {
         &ns.operator.name,
     )
     .await;
-    let config = Config::create(
+    let config = test_configuration(
         &client,
         &hook.url(),
         Some(bundle.ca_crt.as_bytes()),
@@ -724,7 +687,7 @@ async fn builtin_certificates_are_shared_patched_once_and_reloaded() {
     let config_name = format!("stateless-webhook-test-{}", ns.id);
     let first = Hook::builtin(&client, &ns.operator.name, &config_name).await;
     // Two webhooks in the configuration: both get the caBundle.
-    let config = Config::create(&client, &first.url(), None, &ns.id, 2).await;
+    let config = test_configuration(&client, &first.url(), None, &ns.id, 2).await;
     let created = secret(&client, &ns.operator.name).await;
     let ca = data(&created, "ca.crt");
     wait_ca_bundle(&client, &config, &ca).await;

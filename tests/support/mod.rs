@@ -10,6 +10,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -496,5 +497,56 @@ pub async fn wait_ready(
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A ValidatingWebhookConfiguration a test registered; deleted when dropped.
+pub struct WebhookConfiguration {
+    pub name: String,
+}
+
+impl WebhookConfiguration {
+    /// Register `configuration` (a whole object; its `metadata.name` is the name).
+    pub async fn create(client: &Client, configuration: serde_json::Value) -> Self {
+        let name = configuration["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let configuration: ValidatingWebhookConfiguration = serde_json::from_value(configuration)
+            .unwrap_or_else(|e| panic!("ValidatingWebhookConfiguration {name}: {e}"));
+        Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .create(&PostParams::default(), &configuration)
+            .await
+            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+        Self { name }
+    }
+
+    pub async fn get(&self, client: &Client) -> ValidatingWebhookConfiguration {
+        Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .get(&self.name)
+            .await
+            .unwrap_or_else(|e| panic!("reading {}: {e}", self.name))
+    }
+
+    /// The `caBundle` of each of its webhooks.
+    pub async fn ca_bundles(&self, client: &Client) -> Vec<Option<Vec<u8>>> {
+        self.get(client)
+            .await
+            .webhooks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| w.client_config.ca_bundle.map(|b| b.0))
+            .collect()
+    }
+}
+
+impl Drop for WebhookConfiguration {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        cleanup_in_drop(move |client| async move {
+            let _ = Api::<ValidatingWebhookConfiguration>::all(client)
+                .delete(&name, &DeleteParams::default())
+                .await;
+        });
     }
 }
