@@ -1,6 +1,6 @@
 //! `stateless-operator audit`: the `lint` rules over what runs in a cluster.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -168,8 +168,22 @@ async fn list_all(
     }
 }
 
+/// A string field, or "" when absent.
+fn text(field: &Value) -> &str {
+    field.as_str().unwrap_or_default()
+}
+
+/// The `name` of each item of the list `spec.<field>` (workers, schedules).
+fn item_names<'a>(spec: &'a Value, field: &str) -> impl Iterator<Item = &'a str> {
+    spec[field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["name"].as_str())
+}
+
 /// A StatelessApp as an ownerReference names it: namespace, name, uid.
-type AppKey = (String, String, String);
+type AppKey<'a> = (&'a str, &'a str, &'a str);
 
 /// Objects controlled by a StatelessApp are reported through the app itself
 /// (its spec is audited), not a second time through each child. Only the
@@ -180,51 +194,38 @@ type AppKey = (String, String, String);
 /// operator never makes (a sticky Service of another name, an Ingress), hides
 /// nothing.
 fn without_operator_children(values: Vec<Value>) -> Vec<Object> {
-    let names = |spec: &Value, field: &str| -> Vec<String> {
-        spec[field]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|item| item["name"].as_str().map(str::to_string))
-            .collect()
-    };
-    let apps: HashMap<AppKey, HashSet<(&'static str, String)>> = values
+    let apps: HashMap<AppKey<'_>, Vec<(&'static str, String)>> = values
         .iter()
         .filter(|v| v["kind"] == crate::crd::KIND)
         .filter_map(|v| {
             let meta = &v["metadata"];
             let name = meta["name"].as_str()?;
-            let workers = names(&v["spec"], "workers");
-            let schedules = names(&v["spec"], "schedules");
+            let spec = &v["spec"];
             let children = crate::build::names::children(
                 name,
-                workers.iter().map(String::as_str),
-                schedules.iter().map(String::as_str),
+                item_names(spec, "workers"),
+                item_names(spec, "schedules"),
             );
             Some((
-                (
-                    meta["namespace"].as_str()?.to_string(),
-                    name.to_string(),
-                    meta["uid"].as_str()?.to_string(),
-                ),
-                children.into_iter().collect(),
+                (meta["namespace"].as_str()?, name, meta["uid"].as_str()?),
+                children,
             ))
         })
         .collect();
     let is_child = |v: &Value| {
         let meta = &v["metadata"];
-        let text = |field: &Value| field.as_str().unwrap_or_default().to_string();
-        let (namespace, kind, name) = (text(&meta["namespace"]), &v["kind"], text(&meta["name"]));
+        let (namespace, kind, name) = (
+            text(&meta["namespace"]),
+            text(&v["kind"]),
+            text(&meta["name"]),
+        );
         meta["ownerReferences"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|o| o["kind"] == crate::crd::KIND && o["controller"] == true)
-            .filter_map(|o| apps.get(&(namespace.clone(), text(&o["name"]), text(&o["uid"]))))
-            .any(|children| {
-                kind.as_str()
-                    .is_some_and(|kind| children.iter().any(|(k, n)| *k == kind && *n == name))
-            })
+            .filter_map(|o| apps.get(&(namespace, text(&o["name"]), text(&o["uid"]))))
+            .any(|children| children.iter().any(|(k, n)| *k == kind && n == name))
     };
     let keep: Vec<bool> = values.iter().map(|v| !is_child(v)).collect();
     drop(apps);

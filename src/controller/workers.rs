@@ -1,13 +1,16 @@
 //! The apply and prune of the app's workers (spec.workers): a Deployment,
-//! its HorizontalPodAutoscaler and its PodDisruptionBudget each, after the web tier, so a worker the API
-//! server refuses does not keep the app from serving.
+//! its HorizontalPodAutoscaler and its PodDisruptionBudget each, after the
+//! web tier, so a worker the API server refuses does not keep the app from
+//! serving.
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::ResourceExt;
+use std::sync::Arc;
+
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::Error;
+use super::cache::Cache;
 use super::reconcile::{Target, apply_child, prune};
 use super::status::worker_status;
 use crate::build::Worker;
@@ -45,25 +48,38 @@ pub(super) async fn ensure(
     }
     // Removed workers; with Enforce too: stopping a worker lets no state in.
     // The HPA first, so it does not scale what is being deleted.
-    let app_name = app.name_any();
-    for stale in caches.worker_hpas_of(target.namespace, &app_name) {
-        let name = stale.name_any();
-        if !wanted.contains(&name) {
-            prune::<HorizontalPodAutoscaler, _>(target.named(name), &caches.hpas, changes).await?;
-        }
-    }
-    for stale in caches.worker_pdbs_of(target.namespace, &app_name) {
-        let name = stale.name_any();
-        if !wanted.contains(&name) {
-            prune::<PodDisruptionBudget, _>(target.named(name), &caches.pdbs, changes).await?;
-        }
-    }
-    for stale in caches.worker_deployments_of(target.namespace, &app_name) {
-        let name = stale.name_any();
-        // prune deletes only what this app (this uid) controls.
-        if !wanted.contains(&name) {
-            prune::<Deployment, _>(target.named(name), &caches.deployments, changes).await?;
-        }
-    }
+    let (namespace, app_name) = (target.namespace, app.name_any());
+    let hpas = caches.worker_hpas_of(namespace, &app_name);
+    prune_unwanted(target, &caches.hpas, hpas, &wanted, changes).await?;
+    let pdbs = caches.worker_pdbs_of(namespace, &app_name);
+    prune_unwanted(target, &caches.pdbs, pdbs, &wanted, changes).await?;
+    let deployments = caches.worker_deployments_of(namespace, &app_name);
+    prune_unwanted(target, &caches.deployments, deployments, &wanted, changes).await?;
     Ok(statuses)
+}
+
+/// Delete each of `found`, the app's worker objects of one kind, whose name
+/// no worker in `wanted` has (prune deletes only what this app, this uid,
+/// controls).
+async fn prune_unwanted<K>(
+    target: &Target<'_>,
+    cache: &Cache<K>,
+    found: Vec<Arc<K>>,
+    wanted: &[String],
+    changes: &mut Vec<String>,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    for stale in found {
+        let name = stale.name_any();
+        if !wanted.contains(&name) {
+            prune::<K, K>(target.named(name), cache, changes).await?;
+        }
+    }
+    Ok(())
 }
