@@ -2,9 +2,9 @@
 //! leader failover after `kill -9` and after a partition (the leader frozen
 //! with SIGSTOP; every replica's webhook reviewing through the API server
 //! throughout, except the frozen one), `kill -9` in the middle of a 100-app
-//! rollout, and children deleted at random while the operator converges. Each is bounded in count
-//! and time and prints its figures. (An API server restart under a running
-//! operator is `tests/restart.rs`.)
+//! rollout, and children deleted at random while the operator converges.
+//! Each is bounded in count and time and prints its figures. (An API server
+//! restart under a running operator is `tests/restart.rs`.)
 
 mod support;
 
